@@ -1,0 +1,441 @@
+"""Pseudo points: the object's own surface inside each 2D box, from a dense depth map.
+
+The weak 3D losses (:mod:`.weak_losses`) compare the predicted boxes with these points. Nothing
+here needs LiDAR or a 3D label, and nothing carries gradient (these are targets). mmdet3d has no
+equivalent (its point-based code assumes LiDAR sweeps and 3D boxes), hence this module.
+
+Per image, :func:`extract_pseudo_points`:
+
+1. treats non-finite, non-positive or out-of-range depth as invalid;
+2. fits the ground plane to the image's depth points outside the 2D boxes
+   (:func:`fit_ground_plane`: RANSAC over 3-point planes whose normal is within ``max_tilt`` of
+   the camera's -y axis and whose camera height lies in ``height_range``, then least-squares
+   refinement on the inliers; falls back to the flat prior ``y = cam_height``);
+3. samples each clipped 2D box on a grid of at most ``grid_size x grid_size`` pixels
+   (every pixel for boxes up to that size) and back-projects them through ``cam2img``;
+4. drops ground pixels (height above the plane ``< ground_thresh``);
+5. finds the object's depth slab: over a log-depth histogram (bins of relative width
+   ``log_bin``), the slab starting at depth ``d`` spans ``[d, d + slab_scale * diag + rel_noise *
+   d]`` with ``diag = sqrt(l^2 + w^2)`` of the class prior; the first (nearest) start whose slab
+   holds at least ``mode_share`` of the box's non-ground pixels is found, and the fullest slab
+   starting within that slab is taken. Pixels outside it (the background behind, occluders or
+   noise in front) are dropped;
+6. keeps ``num_points`` of the surviving pixels (uniform stride in grid order, or a random
+   subset with ``generator``), padding with ``mask = False``; boxes with fewer than
+   ``min_points`` surface pixels get ``valid = False``;
+7. derives the instance depth target, see below.
+
+Depth target. A box is centrally symmetric, so its centre depth is exactly the middle of its
+z-range: ``z_c = z_min + E_z / 2`` with ``E_z = l |sin ry| + w |cos ry|`` the box's extent along
+the camera's z axis, and the box's nearest point (``z_min``) is always visible to the camera
+(nothing of the box lies between it and the camera). We therefore use
+
+``z* = z_near + E / 2``, ``z_near`` = the ``surface_quantile`` quantile of the surface points'
+z (robust minimum), ``E = min(max(E_vis, E_prior), extent_cap * diag)``,
+
+where ``E_vis`` (the points' 5-95 % z-range) is a lower bound of ``E_z`` (only the near faces
+are seen: their z-range is ``max`` of the two face extents, not their sum) and ``E_prior`` is
+``E_z`` of the class-prior box at the yaw observed in the points' BEV shape (L-shape fit,
+length axis resolved with the prior, see :func:`resolve_length_axis`), blended towards the
+yaw-average ``2 (l + w) / pi`` by ``1 - yaw_conf``. The max lets objects bigger than the prior
+(vans labelled car) widen it; the cap stops depth noise from inflating it. The rule uses the
+optical axis rather than each pixel's ray because the head's depth is the camera ``z``.
+"""
+import math
+from dataclasses import dataclass, fields
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from .geometry import backproject, to_4x4, wrap_angle
+from .weak_losses import points_orientation
+
+__all__ = ['PseudoPoints', 'fit_ground_plane', 'extract_pseudo_points', 'masked_quantile',
+           'resolve_length_axis', 'DEFAULT_DIMS_PRIOR']
+
+#: KITTI mean car size (l, h, w), used when no class prior is given.
+DEFAULT_DIMS_PRIOR = (3.88, 1.53, 1.63)
+
+
+@dataclass
+class PseudoPoints:
+    """Pseudo-point targets of ``N`` instances (no gradient).
+
+    Attributes:
+        points: ``(N, P, 3)`` camera-frame surface points (zeros where ``mask`` is False).
+        mask: ``(N, P)`` bool, real points.
+        valid: ``(N,)`` bool, at least ``min_points`` surface points; invalid instances must
+            get no depth/alignment/orientation loss.
+        num_valid: ``(N,)`` long, surface points found before subsampling.
+        surface_depth: ``(N,)`` robust nearest z of the surface (0 if invalid).
+        depth_target: ``(N,)`` instance depth target ``z*`` (0 if invalid).
+        extent: ``(N,)`` the z-extent ``E`` used for ``z*`` (0 if invalid).
+        yaw_obs: ``(N,)`` yaw from the points' BEV shape, modulo ``pi`` (length axis resolved
+            with the class prior); modulo ``pi/2`` it is the raw L-shape fit.
+        yaw_conf: ``(N,)`` in ``[0, 1]`` confidence of ``yaw_obs`` (0 if invalid).
+        ground_plane: ``(N, 4)`` the image's ground plane ``(a, b, c, d)``, unit normal pointing
+            up (``b < 0``): height above ground of ``X`` is ``a x + b y + c z + d``.
+    """
+    points: Tensor
+    mask: Tensor
+    valid: Tensor
+    num_valid: Tensor
+    surface_depth: Tensor
+    depth_target: Tensor
+    extent: Tensor
+    yaw_obs: Tensor
+    yaw_conf: Tensor
+    ground_plane: Tensor
+
+    def __len__(self) -> int:
+        return self.points.shape[0]
+
+    def to(self, device=None, dtype=None) -> 'PseudoPoints':
+        """Move every tensor to ``device``; ``dtype`` applies to the floating-point fields."""
+        out = {}
+        for f in fields(self):
+            t = getattr(self, f.name)
+            out[f.name] = t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+        return PseudoPoints(**out)
+
+    @classmethod
+    def cat(cls, items: Sequence['PseudoPoints']) -> 'PseudoPoints':
+        """Concatenate the instances of several images (same ``num_points``)."""
+        if len(items) == 0:
+            raise ValueError('PseudoPoints.cat: nothing to concatenate')
+        sizes = {it.points.shape[1] for it in items}
+        if len(sizes) != 1:
+            raise ValueError(f'PseudoPoints.cat: different num_points {sorted(sizes)}')
+        return cls(**{
+            f.name: torch.cat([getattr(it, f.name) for it in items], dim=0)
+            for f in fields(cls)
+        })
+
+    @classmethod
+    def empty(cls, num_points: int, device=None, dtype=torch.float32,
+              ground_plane: Optional[Tensor] = None) -> 'PseudoPoints':
+        """Zero instances."""
+        z = torch.zeros(0, dtype=dtype, device=device)
+        return cls(
+            points=torch.zeros(0, num_points, 3, dtype=dtype, device=device),
+            mask=torch.zeros(0, num_points, dtype=torch.bool, device=device),
+            valid=torch.zeros(0, dtype=torch.bool, device=device),
+            num_valid=torch.zeros(0, dtype=torch.long, device=device),
+            surface_depth=z, depth_target=z.clone(), extent=z.clone(), yaw_obs=z.clone(),
+            yaw_conf=z.clone(), ground_plane=torch.zeros(0, 4, dtype=dtype, device=device))
+
+
+def masked_quantile(values: Tensor, mask: Tensor, q: float) -> Tensor:
+    """Row-wise quantile ``(N,)`` of ``values (N, P)`` over ``mask``, nearest-rank
+    (index ``round(q (n - 1))`` of the sorted valid values); 0 for empty rows."""
+    n = mask.sum(-1)
+    v = torch.where(mask, values, torch.full_like(values, float('inf')))
+    srt = v.sort(-1).values
+    idx = torch.round(q * (n - 1).clamp(min=0).to(values.dtype)).long()
+    out = srt.gather(-1, idx.clamp(min=0, max=max(values.shape[-1] - 1, 0)).unsqueeze(-1))[..., 0]
+    return torch.where(n > 0, out, torch.zeros_like(out))
+
+
+def _sanitize_depth(depth: Tensor, min_depth: float, max_depth: float) -> Tensor:
+    ok = torch.isfinite(depth) & (depth >= min_depth) & (depth <= max_depth)
+    return torch.where(ok, depth, torch.zeros_like(depth))
+
+
+def _check_inputs(depth: Tensor, cam2img: Tensor, boxes2d: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    depth = torch.as_tensor(depth)
+    if depth.dim() == 3 and depth.shape[0] == 1:
+        depth = depth[0]
+    if depth.dim() != 2:
+        raise ValueError('pseudo_points: depth must be one (H, W) map per image, got shape '
+                         f'{tuple(depth.shape)}')
+    depth = depth.float() if not depth.is_floating_point() else depth
+    cam2img = torch.as_tensor(cam2img, device=depth.device)
+    if cam2img.dim() != 2:
+        raise ValueError('pseudo_points: cam2img must be one 3x3/3x4/4x4 matrix per image, got '
+                         f'shape {tuple(cam2img.shape)}')
+    P = to_4x4(cam2img).to(depth.dtype)
+    boxes2d = torch.as_tensor(boxes2d, device=depth.device)
+    if boxes2d.dim() != 2 or boxes2d.shape[-1] != 4:
+        raise ValueError('pseudo_points: boxes2d must be (N, 4) x1y1x2y2, got shape '
+                         f'{tuple(boxes2d.shape)}')
+    return depth, P, torch.nan_to_num(boxes2d.to(depth.dtype), 0.0, 0.0, 0.0)
+
+
+def _prior_plane(cam_height: float, dtype, device) -> Tensor:
+    return torch.tensor([0.0, -1.0, 0.0, cam_height], dtype=dtype, device=device)
+
+
+@torch.no_grad()
+def fit_ground_plane(depth: Tensor,
+                     cam2img: Tensor,
+                     exclude_boxes: Optional[Tensor] = None,
+                     cam_height: float = 1.65,
+                     height_range: Tuple[float, float] = (1.0, 2.5),
+                     max_tilt_deg: float = 15.0,
+                     inlier_thresh: float = 0.08,
+                     max_range: float = 40.0,
+                     num_hypotheses: int = 256,
+                     max_samples: int = 8192,
+                     min_inliers: int = 50,
+                     generator: Optional[torch.Generator] = None,
+                     min_depth: float = 0.5,
+                     max_depth: float = 150.0) -> Tuple[Tensor, bool]:
+    """Robust ground plane of one image from its depth map.
+
+    Candidates: valid depth pixels (on a stride grid of about ``max_samples``), outside
+    ``exclude_boxes``, below the camera (``y > 0``) and nearer than ``max_range``. RANSAC:
+    ``num_hypotheses`` 3-point planes ``n . X + d = 0`` (``|n| = 1``, ``n_y < 0``, so ``d`` is
+    the camera height), rejected unless the tilt ``acos(-n_y) <= max_tilt_deg`` and ``d`` lies
+    in ``height_range``; score = inliers with ``|n . X + d| < inlier_thresh``. The best one is
+    refined twice by least squares (smallest singular vector of the centred inliers), kept only
+    if it still satisfies the constraints.
+
+    Returns:
+        ``plane (4,)`` and whether it was fitted (False: the prior ``y = cam_height``, i.e.
+        ``(0, -1, 0, cam_height)``, because too few candidates or inliers).
+    """
+    depth, P, boxes = _check_inputs(
+        depth, cam2img, exclude_boxes if exclude_boxes is not None else torch.zeros(0, 4))
+    dtype, device = depth.dtype, depth.device
+    prior = _prior_plane(cam_height, dtype, device)
+    H, W = depth.shape
+    d = _sanitize_depth(depth, min_depth, max_depth)
+    stride = max(1, int(math.sqrt(H * W / max(max_samples, 1))))
+    rows = torch.arange(0, H, stride, device=device)
+    cols = torch.arange(0, W, stride, device=device)
+    vv, uu = torch.meshgrid(rows, cols, indexing='ij')
+    z = d[vv, uu]
+    ok = z > 0
+    if boxes.shape[0] > 0:
+        inside = ((uu[..., None] >= boxes[:, 0]) & (uu[..., None] < boxes[:, 2]) &
+                  (vv[..., None] >= boxes[:, 1]) & (vv[..., None] < boxes[:, 3])).any(-1)
+        if (ok & ~inside).sum() >= min_inliers:
+            ok = ok & ~inside
+    uv = torch.stack([uu, vv], dim=-1)[ok].to(dtype)
+    pts = backproject(uv, z[ok], P)
+    pts = pts[(pts[:, 1] > 0) & (pts[:, 2] < max_range)]
+    m = pts.shape[0]
+    if m < max(min_inliers, 3):
+        return prior, False
+
+    gen = generator
+    if gen is None:
+        gen = torch.Generator()
+        gen.manual_seed(0)
+    idx = torch.randint(0, m, (num_hypotheses, 3), generator=gen).to(device)
+    p1, p2, p3 = pts[idx[:, 0]], pts[idx[:, 1]], pts[idx[:, 2]]
+    n = torch.cross(p2 - p1, p3 - p1, dim=-1)
+    nn_ = n.norm(dim=-1, keepdim=True)
+    n = n / nn_.clamp(min=1e-12)
+    n = torch.where(n[:, 1:2] > 0, -n, n)
+    dd = -(n * p1).sum(-1)
+    cos_tilt = math.cos(math.radians(max_tilt_deg))
+
+    def _ok(normal, off, norm_ok=None):
+        good = (-normal[..., 1] >= cos_tilt) & (off >= height_range[0]) & (off <= height_range[1])
+        return good if norm_ok is None else good & norm_ok
+
+    good = _ok(n, dd, nn_[:, 0] > 1e-9)
+    dist = (pts @ n.T + dd).abs()  # (m, K)
+    score = (dist < inlier_thresh).sum(0)
+    score = torch.where(good, score, torch.full_like(score, -1))
+    best = int(score.argmax())
+    if int(score[best]) < min_inliers:
+        return prior, False
+    plane_n, plane_d = n[best], dd[best]
+    for _ in range(2):
+        inl = pts[((pts @ plane_n) + plane_d).abs() < inlier_thresh]
+        if inl.shape[0] < 3:
+            break
+        c = inl.mean(0)
+        _, _, vh = torch.linalg.svd(inl - c, full_matrices=False)
+        ln = vh[-1]
+        ln = -ln if ln[1] > 0 else ln
+        ld = -(ln * c).sum()
+        if not bool(_ok(ln, ld)):
+            break
+        plane_n, plane_d = ln, ld
+    return torch.cat([plane_n, plane_d.view(1)]).to(dtype), True
+
+
+def resolve_length_axis(yaw_raw: Tensor, spread_a: Tensor, spread_b: Tensor,
+                        prior_l: Tensor, prior_w: Tensor) -> Tensor:
+    """Turn a modulo-``pi/2`` yaw into a modulo-``pi`` one with the class prior.
+
+    ``spread_a`` / ``spread_b``: the points' BEV extent along axis ``a = (cos ry, -sin ry)``
+    (the length axis if ``yaw_raw`` is right) and the perpendicular axis ``b``. With
+    ``tau = (l + w) / 2``: a face longer than ``tau`` is a long side; a single visible face
+    (the other spread ``< w / 2``) shorter than ``tau`` is an end, so the length axis is the
+    other one; otherwise the longer spread is the length axis. Returns yaw in ``[-pi/2, pi/2)``.
+    """
+    tau = 0.5 * (prior_l + prior_w)
+    a_longer = spread_a >= spread_b
+    long_s = torch.maximum(spread_a, spread_b)
+    short_s = torch.minimum(spread_a, spread_b)
+    single_end = (long_s < tau) & (short_s < 0.5 * prior_w)
+    a_is_length = torch.where(single_end, ~a_longer, a_longer)
+    yaw = torch.where(a_is_length, yaw_raw, yaw_raw + 0.5 * math.pi)
+    return wrap_angle(yaw, math.pi)
+
+
+@torch.no_grad()
+def extract_pseudo_points(depth: Tensor,
+                          cam2img: Tensor,
+                          boxes2d: Tensor,
+                          dims_prior: Optional[Tensor] = None,
+                          num_points: int = 128,
+                          min_points: int = 16,
+                          grid_size: int = 64,
+                          ground_plane: Optional[Tensor] = None,
+                          ground_thresh: float = 0.1,
+                          min_depth: float = 0.5,
+                          max_depth: float = 150.0,
+                          log_bin: float = 0.01,
+                          mode_share: float = 0.25,
+                          slab_scale: float = 1.0,
+                          rel_noise: float = 0.05,
+                          surface_quantile: float = 0.05,
+                          extent_cap: float = 1.25,
+                          generator: Optional[torch.Generator] = None,
+                          ground_cfg: Optional[dict] = None) -> PseudoPoints:
+    """Pseudo points and depth targets of the 2D boxes of one image (see the module docstring).
+
+    Args:
+        depth: ``(H, W)`` metres, 0 / NaN / inf / negative = invalid.
+        cam2img: 3x3 / 3x4 / 4x4 projection of this image.
+        boxes2d: ``(N, 4)`` ``x1 y1 x2 y2`` in pixels (pixel ``(r, c)`` covers
+            ``[c, c+1) x [r, r+1)`` and is back-projected at ``(u, v) = (c, r)``).
+        dims_prior: ``(N, 3)`` or ``(3,)`` class size prior ``(l, h, w)``; default a KITTI car.
+        num_points: ``P`` points kept per box.
+        min_points: fewer surface points -> ``valid = False``.
+        grid_size: at most this many samples per box side (all pixels of smaller boxes).
+        ground_plane: ``(4,)`` to skip fitting; else :func:`fit_ground_plane` with ``ground_cfg``.
+        ground_thresh: pixels lower than this above the plane (or below it) are ground.
+        log_bin, mode_share, slab_scale, rel_noise: the depth-slab search (module docstring).
+        surface_quantile: the quantile of the points' z used as the surface depth.
+        extent_cap: ``E <= extent_cap * sqrt(l^2 + w^2)``.
+        generator: random subsampling with it; None -> uniform stride (deterministic).
+        ground_cfg: extra kwargs of :func:`fit_ground_plane` (``cam_height``,
+            ``height_range``, ``max_tilt_deg``, ``inlier_thresh``, ...).
+    """
+    depth, P, boxes = _check_inputs(depth, cam2img, boxes2d)
+    dtype, device = depth.dtype, depth.device
+    H, W = depth.shape
+    N, G = boxes.shape[0], int(grid_size)
+    if G < 1 or num_points < 1:
+        raise ValueError(f'extract_pseudo_points: grid_size ({grid_size}) and num_points '
+                         f'({num_points}) must be >= 1')
+    d_map = _sanitize_depth(depth, min_depth, max_depth)
+    if ground_plane is None:
+        cfg = dict(min_depth=min_depth, max_depth=max_depth)
+        cfg.update(ground_cfg or {})
+        ground_plane, _ = fit_ground_plane(d_map, P, boxes, **cfg)
+    ground_plane = torch.as_tensor(ground_plane, dtype=dtype, device=device).reshape(4)
+    if N == 0:
+        return PseudoPoints.empty(num_points, device, dtype)
+    if dims_prior is None:
+        dims_prior = DEFAULT_DIMS_PRIOR
+    prior = torch.as_tensor(dims_prior, dtype=dtype, device=device).expand(N, 3)
+    pl, pw = prior[:, 0].clamp(min=0.05), prior[:, 2].clamp(min=0.05)
+    diag = torch.sqrt(pl * pl + pw * pw)
+
+    # ---- 3. sample each clipped box on a grid
+    x1 = boxes[:, 0].clamp(0, W)
+    x2 = boxes[:, 2].clamp(0, W)
+    y1 = boxes[:, 1].clamp(0, H)
+    y2 = boxes[:, 3].clamp(0, H)
+    bw, bh = (x2 - x1).clamp(min=0), (y2 - y1).clamp(min=0)
+    nu = torch.ceil(bw).clamp(max=G)
+    nv = torch.ceil(bh).clamp(max=G)
+    k = torch.arange(G, dtype=dtype, device=device)
+    us = x1[:, None] + (k + 0.5) * bw[:, None] / nu.clamp(min=1)[:, None]  # (N, G)
+    vs = y1[:, None] + (k + 0.5) * bh[:, None] / nv.clamp(min=1)[:, None]
+    cu = us.floor().clamp(0, W - 1).long()
+    cv = vs.floor().clamp(0, H - 1).long()
+    in_u, in_v = k[None] < nu[:, None], k[None] < nv[:, None]
+    cv_g, cu_g = cv[:, :, None].expand(N, G, G), cu[:, None, :].expand(N, G, G)
+    in_grid = (in_v[:, :, None] & in_u[:, None, :]).reshape(N, -1)
+    cv_g, cu_g = cv_g.reshape(N, -1), cu_g.reshape(N, -1)
+    z = d_map[cv_g, cu_g]  # (N, M)
+    ok = in_grid & (z > 0)
+    uv = torch.stack([cu_g, cv_g], dim=-1).to(dtype)
+    pts = backproject(uv, z, P)  # (N, M, 3)
+
+    # ---- 4. ground
+    height = pts @ ground_plane[:3] + ground_plane[3]
+    keep = ok & (height >= ground_thresh)
+
+    # ---- 5. nearest significant object-sized depth slab on a log-depth histogram
+    log0 = math.log(min_depth)
+    K = int(math.ceil((math.log(max_depth) - log0) / log_bin)) + 1
+    zc = torch.where(keep, z, torch.full_like(z, min_depth))
+    b = ((torch.log(zc) - log0) / log_bin).floor().long().clamp(0, K - 1)
+    counts = torch.zeros(N, K, dtype=dtype, device=device)
+    counts.scatter_add_(1, b, keep.to(dtype))
+    total = counts.sum(-1)
+    cum = torch.cat([torch.zeros(N, 1, dtype=dtype, device=device), counts.cumsum(-1)], dim=-1)
+    d_start = torch.exp(log0 + log_bin * torch.arange(K, dtype=dtype, device=device))  # (K,)
+    d_end = d_start[None] * (1.0 + rel_noise) + slab_scale * diag[:, None]  # (N, K)
+    end = ((torch.log(d_end) - log0) / log_bin).floor().long().clamp(0, K - 1)
+    slab = cum.gather(1, end + 1) - cum[:, :K]  # (N, K): pixels in bins [k, end_k]
+    cond = (slab >= mode_share * total[:, None]) & (counts > 0) & (total[:, None] > 0)
+    found = cond.any(-1)
+    k0 = cond.to(torch.int8).argmax(-1)  # first True
+    kk = torch.arange(K, device=device)[None]
+    window = (kk >= k0[:, None]) & (kk <= end.gather(1, k0[:, None]))
+    kstar = torch.where(window, slab, torch.full_like(slab, -1.0)).argmax(-1)
+    kend = end.gather(1, kstar[:, None])[:, 0]
+    surf = keep & (b >= kstar[:, None]) & (b <= kend[:, None]) & found[:, None]
+    num_valid = surf.sum(-1)
+    valid = num_valid >= max(int(min_points), 1)
+
+    # ---- 6. subsample P points (grid order = stride, or random order with a generator)
+    M = surf.shape[1]
+    if generator is not None:
+        key = torch.rand(N, M, generator=generator).to(device)
+        pos_rule_stride = False
+    else:
+        key = torch.arange(M, dtype=dtype, device=device).expand(N, M) / M
+        pos_rule_stride = True
+    order = torch.where(surf, key, key + 2.0).argsort(-1)
+    j = torch.arange(num_points, device=device)[None]  # (1, P)
+    n_i = num_valid[:, None]
+    if pos_rule_stride:
+        pos = torch.where(n_i >= num_points, (j * n_i) // num_points, j)
+    else:
+        pos = j.expand(N, -1)
+    pos = pos.clamp(max=M - 1)
+    sel = order.gather(1, pos)
+    pmask = (j < n_i) & valid[:, None]
+    points = pts.gather(1, sel[..., None].expand(N, num_points, 3))
+    points = torch.where(pmask[..., None], points, torch.zeros_like(points))
+
+    # ---- 7. orientation and depth target
+    yaw_raw, conf = points_orientation(points, pmask)
+    ca, sa = torch.cos(yaw_raw)[:, None], torch.sin(yaw_raw)[:, None]
+    px, pz = points[..., 0], points[..., 2]
+    proj_a = px * ca - pz * sa  # along (cos ry, -sin ry)
+    proj_b = px * sa + pz * ca  # along (sin ry, cos ry)
+
+    def _spread(v):
+        return masked_quantile(v, pmask, 0.95) - masked_quantile(v, pmask, 0.05)
+
+    yaw_obs = resolve_length_axis(yaw_raw, _spread(proj_a), _spread(proj_b), pl, pw)
+    e_yaw = pl * yaw_obs.sin().abs() + pw * yaw_obs.cos().abs()
+    e_prior = conf * e_yaw + (1 - conf) * (2.0 / math.pi) * (pl + pw)
+    e_vis = _spread(pz)
+    extent = torch.minimum(torch.maximum(e_vis, e_prior), extent_cap * diag)
+    z_near = masked_quantile(pz, pmask, surface_quantile)
+    zero = torch.zeros_like(z_near)
+    return PseudoPoints(
+        points=points,
+        mask=pmask,
+        valid=valid,
+        num_valid=num_valid,
+        surface_depth=torch.where(valid, z_near, zero),
+        depth_target=torch.where(valid, z_near + 0.5 * extent, zero),
+        extent=torch.where(valid, extent, zero),
+        yaw_obs=torch.where(valid, yaw_obs, zero),
+        yaw_conf=torch.where(valid, conf, zero),
+        ground_plane=ground_plane[None].expand(N, 4).clone())

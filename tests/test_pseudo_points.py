@@ -1,0 +1,186 @@
+"""Pseudo-point extraction on a ray-cast scene: flat ground 1.65 m below the camera, one car-sized
+box, a far wall. The renderer below is independent of the code under test (plain pinhole)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmdet3d_skd.models.pseudo_points import (PseudoPoints, extract_pseudo_points,
+                                              fit_ground_plane, masked_quantile,
+                                              resolve_length_axis)
+
+F, CX, CY, H, W = 360.0, 160.0, 60.0, 120, 320
+K = torch.tensor([[F, 0, CX], [0, F, CY], [0, 0, 1.0]])
+CAM_H, WALL = 1.65, 60.0
+# the car: gravity centre, (l, h, w), yaw
+CAR_C = np.array([1.0, CAM_H - 0.775, 15.0])
+CAR_D = np.array([3.9, 1.55, 1.65])
+CAR_RY = 0.5
+
+
+def render():
+    """Depth map (z per pixel) and the car's pixel mask, by ray casting."""
+    v, u = np.mgrid[0:H, 0:W].astype(np.float64)
+    r = np.stack([(u - CX) / F, (v - CY) / F, np.ones_like(u)], axis=-1)  # X = z * r
+    depth = np.full((H, W), WALL)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        zg = CAM_H / r[..., 1]
+    ground = (r[..., 1] > 0) & (zg < depth)
+    depth[ground] = zg[ground]
+    # box: local = R^T (z r - c), slab over t = z
+    c, s = math.cos(CAR_RY), math.sin(CAR_RY)
+    def loc(vec):
+        return np.stack([vec[..., 0] * c - vec[..., 2] * s, vec[..., 1],
+                         vec[..., 0] * s + vec[..., 2] * c], axis=-1)
+    dl, ol = loc(r), loc(-CAR_C[None, None])
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t1 = (-CAR_D / 2 - ol) / dl
+        t2 = (CAR_D / 2 - ol) / dl
+    tin = np.nanmax(np.minimum(t1, t2), axis=-1)
+    tout = np.nanmin(np.maximum(t1, t2), axis=-1)
+    car = (tin <= tout) & (tin > 0) & (tin < depth)
+    depth[car] = tin[car]
+    return torch.from_numpy(depth).float(), torch.from_numpy(car)
+
+
+def car_box2d(car, margin=6):
+    """The car's tight pixel rectangle grown by ``margin`` px (a loose label: it then holds wall
+    pixels above and ground pixels around and below the car)."""
+    rows, cols = torch.nonzero(car, as_tuple=True)
+    tight = torch.tensor([[cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]]).float()
+    return tight + torch.tensor([[-margin, -margin, margin, margin]])
+
+
+def inside_car(points, margin=0.02):
+    c, s = math.cos(CAR_RY), math.sin(CAR_RY)
+    d = points.double() - torch.from_numpy(CAR_C)
+    loc = torch.stack([d[..., 0] * c - d[..., 2] * s, d[..., 1], d[..., 0] * s + d[..., 2] * c], -1)
+    return (loc.abs() <= torch.from_numpy(CAR_D / 2) + margin).all(-1)
+
+
+@pytest.fixture(scope='module')
+def scene():
+    depth, car = render()
+    return depth, car, car_box2d(car)
+
+
+def test_ground_plane_is_found(scene):
+    depth, _, box = scene
+    plane, fitted = fit_ground_plane(depth, K, box)
+    assert fitted
+    assert torch.allclose(plane, torch.tensor([0.0, -1.0, 0.0, CAM_H]), atol=0.02)
+    # no depth at all -> the flat prior
+    plane0, fitted0 = fit_ground_plane(torch.zeros(H, W), K)
+    assert not fitted0
+    assert torch.equal(plane0, torch.tensor([0.0, -1.0, 0.0, 1.65]))
+
+
+def test_object_surface_kept_ground_and_background_rejected(scene):
+    depth, car, box = scene
+    # the box holds ground and wall pixels too (the test is meaningful)
+    x1, y1, x2, y2 = box[0].long().tolist()
+    sub = depth[y1:y2, x1:x2]
+    assert (sub == WALL).any() and (~car[y1:y2, x1:x2] & (sub < WALL)).any()
+    pp = extract_pseudo_points(depth, K, box, dims_prior=torch.tensor(CAR_D).float(),
+                               num_points=64)
+    assert isinstance(pp, PseudoPoints) and len(pp) == 1
+    assert pp.valid.tolist() == [True]
+    assert pp.mask.sum().item() == 64 and pp.num_valid.item() >= 64
+    pts = pp.points[0][pp.mask[0]]
+    assert inside_car(pts).all(), 'ground or background points survived'
+    # surface depth = the car's nearest visible z; target near the true centre depth
+    c, s = math.cos(CAR_RY), math.sin(CAR_RY)
+    e_z = CAR_D[0] * s + CAR_D[2] * c
+    assert pp.surface_depth.item() == pytest.approx(CAR_C[2] - e_z / 2, abs=0.25)
+    assert pp.depth_target.item() == pytest.approx(CAR_C[2], abs=0.3)
+    # orientation from the points' BEV L-shape: modulo pi, resolved with the prior
+    assert pp.yaw_conf.item() > 0.3
+    dyaw = (pp.yaw_obs - CAR_RY + math.pi / 2) % math.pi - math.pi / 2
+    assert abs(dyaw.item()) < math.radians(6)
+    assert torch.allclose(pp.ground_plane[0], torch.tensor([0.0, -1.0, 0.0, CAM_H]), atol=0.02)
+
+
+def test_true_box_fits_its_pseudo_points(scene):
+    from mmdet3d_skd.models.weak_losses import bev_alignment_loss
+    depth, _, box = scene
+    pp = extract_pseudo_points(depth, K, box, num_points=128)
+    dims = torch.from_numpy(CAR_D).float()[None]
+
+    def align(dx=0.0, dz=0.0, dyaw=0.0):
+        c = torch.from_numpy(CAR_C).float()[None] + torch.tensor([[dx, 0.0, dz]])
+        return bev_alignment_loss(c, dims, torch.tensor([CAR_RY + dyaw]), pp.points,
+                                  pp.mask).item()
+
+    fit = align()
+    assert fit < 0.05
+    assert align(dx=0.5) > fit + 0.1 and align(dz=0.5) > fit + 0.1
+    assert align(dyaw=0.3) > fit + 0.1
+
+
+def test_deterministic_and_generator_subsampling(scene):
+    depth, _, box = scene
+    a = extract_pseudo_points(depth, K, box, num_points=32)
+    b = extract_pseudo_points(depth, K, box, num_points=32)
+    assert torch.equal(a.points, b.points)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    r1 = extract_pseudo_points(depth, K, box, num_points=32, generator=g1)
+    r2 = extract_pseudo_points(depth, K, box, num_points=32, generator=g2)
+    assert torch.equal(r1.points, r2.points) and r1.mask.all()
+    assert inside_car(r1.points[0]).all()
+
+
+def test_degenerate_boxes_and_depth(scene):
+    depth, _, box = scene
+    depth = depth.clone()
+    x1, y1, x2, y2 = box[0].long().tolist()
+    # NaN / inf / negative pixels inside the car box are just invalid
+    depth[y1 + 2, x1:x2] = float('nan')
+    depth[y1 + 4, x1:x2] = float('inf')
+    depth[y1 + 6, x1:x2] = -3.0
+    # a region with no depth at all
+    depth[0:30, 0:40] = 0.0
+    boxes = torch.cat([
+        box,
+        torch.tensor([[5.0, 5.0, 35.0, 25.0],       # no valid depth
+                      [50.0, 50.0, 50.0, 70.0],     # zero area
+                      [400.0, 10.0, 500.0, 40.0],   # outside the image
+                      [-50.0, -20.0, -10.0, -5.0],  # outside the image
+                      [float('nan'), 0.0, 10.0, 10.0]])
+    ])
+    pp = extract_pseudo_points(depth, K, boxes, num_points=32)
+    assert pp.valid.tolist() == [True, False, False, False, False, False]
+    for t in (pp.points, pp.depth_target, pp.surface_depth, pp.yaw_obs, pp.yaw_conf,
+              pp.extent, pp.ground_plane):
+        assert torch.isfinite(t).all()
+    assert not pp.mask[1:].any()
+    assert pp.depth_target[0].item() == pytest.approx(CAR_C[2], abs=0.3)
+    # all-zero depth: nothing valid, no crash, flat prior plane
+    pz = extract_pseudo_points(torch.zeros(H, W), K, boxes, num_points=8)
+    assert not pz.valid.any() and torch.isfinite(pz.points).all()
+    # no boxes
+    pe = extract_pseudo_points(depth, K, torch.zeros(0, 4), num_points=8)
+    assert len(pe) == 0 and pe.points.shape == (0, 8, 3)
+    with pytest.raises(ValueError, match='boxes2d'):
+        extract_pseudo_points(depth, K, torch.zeros(3))
+
+
+def test_cat_and_helpers(scene):
+    depth, _, box = scene
+    a = extract_pseudo_points(depth, K, box, num_points=16)
+    b = extract_pseudo_points(depth, K, torch.zeros(0, 4), num_points=16)
+    c = PseudoPoints.cat([a, b, a])
+    assert len(c) == 2 and c.ground_plane.shape == (2, 4)
+    c64 = c.to(dtype=torch.float64)
+    assert c64.points.dtype == torch.float64 and c64.mask.dtype == torch.bool
+    v = torch.tensor([[3.0, 1.0, 2.0, 9.0], [1.0, 2.0, 0.0, 0.0]])
+    m = torch.tensor([[True, True, True, False], [False, False, False, False]])
+    assert masked_quantile(v, m, 0.0).tolist() == [1.0, 0.0]
+    assert masked_quantile(v, m, 1.0).tolist() == [3.0, 0.0]
+    assert masked_quantile(v, m, 0.5).tolist() == [2.0, 0.0]
+    # a lone 1.6 m face (car end) -> the length axis is the other one; a 3.9 m face is a side
+    y = torch.tensor([0.2, 0.2])
+    res = resolve_length_axis(y, torch.tensor([1.6, 3.9]), torch.tensor([0.05, 0.05]),
+                              torch.tensor(3.9), torch.tensor(1.6))
+    assert res[0].item() == pytest.approx(0.2 + math.pi / 2 - math.pi)
+    assert res[1].item() == pytest.approx(0.2)
