@@ -120,9 +120,10 @@ def rotation_y(yaw: Tensor) -> Tensor:
 
 
 # corner signs (x, y, z) relative to the gravity centre, in CameraInstance3DBoxes.corners order
-# (x0y0z0, x0y0z1, x0y1z1, x0y1z0, x1y0z0, x1y0z1, x1y1z1, x1y1z0) with y0 = bottom (y + h/2)
-_CORNER_SIGNS = ((-1, 1, -1), (-1, 1, 1), (-1, -1, 1), (-1, -1, -1),
-                 (1, 1, -1), (1, 1, 1), (1, -1, 1), (1, -1, -1))
+# (x0y0z0, x0y0z1, x0y1z1, x0y1z0, x1y0z0, x1y0z1, x1y1z1, x1y1z0); y points down, so y0 is the
+# top (y - h) and y1 the bottom (y) of mmdet3d's bottom-centred box
+_CORNER_SIGNS = ((-1, -1, -1), (-1, -1, 1), (-1, 1, 1), (-1, 1, -1),
+                 (1, -1, -1), (1, -1, 1), (1, 1, 1), (1, 1, -1))
 
 
 def box_corners(center: Tensor, dims: Tensor, yaw: Tensor) -> Tensor:
