@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmdet3d_skd.models.pseudo_points import (PseudoPoints, extract_pseudo_points,
-                                              fit_ground_plane, masked_quantile,
-                                              resolve_length_axis)
+from collections import namedtuple
+
+from mmdet3d_skd.models.pseudo_points import (PseudoPoints, batch_pseudo_points,
+                                              extract_pseudo_points, fit_ground_plane,
+                                              masked_quantile, resolve_length_axis)
 
 F, CX, CY, H, W = 360.0, 160.0, 60.0, 120, 320
 K = torch.tensor([[F, 0, CX], [0, F, CY], [0, 0, 1.0]])
@@ -30,6 +32,7 @@ def render():
     depth[ground] = zg[ground]
     # box: local = R^T (z r - c), slab over t = z
     c, s = math.cos(CAR_RY), math.sin(CAR_RY)
+
     def loc(vec):
         return np.stack([vec[..., 0] * c - vec[..., 2] * s, vec[..., 1],
                          vec[..., 0] * s + vec[..., 2] * c], axis=-1)
@@ -184,3 +187,26 @@ def test_cat_and_helpers(scene):
                               torch.tensor(3.9), torch.tensor(1.6))
     assert res[0].item() == pytest.approx(0.2 + math.pi / 2 - math.pi)
     assert res[1].item() == pytest.approx(0.2)
+
+
+def test_batch_pseudo_points_keeps_instance_order(scene):
+    depth, _, box = scene
+    T = namedtuple('T', 'batch_idx boxes2d labels cam2img')
+    empty_box = torch.tensor([[5.0, 5.0, 35.0, 25.0]])
+    depth1 = depth.clone()
+    depth1[:40] = 0.0  # image 1 has no depth in its top rows
+    boxes = torch.cat([empty_box, box, box, empty_box])
+    t = T(batch_idx=torch.tensor([1, 0, 1, 0]), boxes2d=boxes, labels=torch.tensor([0, 1, 1, 0]),
+          cam2img=torch.eye(4).expand(4, 4, 4).clone())
+    t.cam2img[:, :3, :3] = K
+    prior = torch.tensor([[0.8, 1.7, 0.6], [3.9, 1.55, 1.65]])
+    maps = torch.stack([depth, depth1])[:, None]
+    pp = batch_pseudo_points(maps, t, prior, num_points=16)
+    assert pp.valid.tolist() == [False, True, True, True]  # image 0 has depth at the top
+    ref = extract_pseudo_points(depth1, K, box, dims_prior=prior[1], num_points=16)
+    assert torch.equal(pp.points[2], ref.points[0])
+    assert pp.depth_target[1].item() == pytest.approx(CAR_C[2], abs=0.3)
+    none = batch_pseudo_points(maps, T(torch.zeros(0, dtype=torch.long), torch.zeros(0, 4),
+                                       torch.zeros(0, dtype=torch.long), torch.zeros(0, 4, 4)),
+                               prior, num_points=16)
+    assert len(none) == 0

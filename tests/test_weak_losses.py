@@ -186,10 +186,10 @@ def test_dimension_prior():
     assert torch.isfinite(dims.grad).all()
 
 
-def l_shape(yaw, center=(3.0, 1.0, 25.0), l=4.0, w=1.8, n=30):
+def l_shape(yaw, center=(3.0, 1.0, 25.0), length=4.0, w=1.8, n=30):
     t = torch.linspace(-0.5, 0.5, n)
-    a = to_cam(torch.full_like(t, -l / 2), t * w, center, yaw)  # one end face
-    b = to_cam(t * l, torch.full_like(t, -w / 2), center, yaw)  # one long side
+    a = to_cam(torch.full_like(t, -length / 2), t * w, center, yaw)  # one end face
+    b = to_cam(t * length, torch.full_like(t, -w / 2), center, yaw)  # one long side
     return torch.cat([a, b])
 
 

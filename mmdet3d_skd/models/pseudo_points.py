@@ -27,23 +27,26 @@ Per image, :func:`extract_pseudo_points`:
 
 Depth target. A box is centrally symmetric, so its centre depth is exactly the middle of its
 z-range: ``z_c = z_min + E_z / 2`` with ``E_z = l |sin ry| + w |cos ry|`` the box's extent along
-the camera's z axis, and the box's nearest point (``z_min``) is always visible to the camera
-(nothing of the box lies between it and the camera). We therefore use
+the camera's z axis; the box's nearest point (``z_min``) is visible unless another object or the
+image border hides it (nothing of the box itself lies between it and the camera). We use
 
-``z* = z_near + E / 2``, ``z_near`` = the ``surface_quantile`` quantile of the surface points'
-z (robust minimum), ``E = min(max(E_vis, E_prior), extent_cap * diag)``,
+* ``z* = z_near + E / 2``;
+* ``z_near``: the ``surface_quantile`` quantile of the z of all the box's surface pixels
+  (a robust minimum, taken before subsampling);
+* ``E = min(max(E_vis, E_prior), extent_cap * diag)``;
+* ``E_vis``: the surface pixels' 5-95 % z-range, a lower bound of ``E_z`` (only the near faces
+  are seen: their z-range is the larger of the two faces' z-extents, not their sum);
+* ``E_prior``: ``E_z`` of the class-prior box at the yaw observed in the points' BEV shape
+  (L-shape fit, length axis resolved with the prior, :func:`resolve_length_axis`), blended
+  towards the yaw-average ``2 (l + w) / pi`` by ``1 - yaw_conf``.
 
-where ``E_vis`` (the points' 5-95 % z-range) is a lower bound of ``E_z`` (only the near faces
-are seen: their z-range is ``max`` of the two face extents, not their sum) and ``E_prior`` is
-``E_z`` of the class-prior box at the yaw observed in the points' BEV shape (L-shape fit,
-length axis resolved with the prior, see :func:`resolve_length_axis`), blended towards the
-yaw-average ``2 (l + w) / pi`` by ``1 - yaw_conf``. The max lets objects bigger than the prior
-(vans labelled car) widen it; the cap stops depth noise from inflating it. The rule uses the
-optical axis rather than each pixel's ray because the head's depth is the camera ``z``.
+The max lets objects bigger than the prior (vans labelled car) widen ``E``; the cap stops depth
+noise from inflating it. The rule works along the optical axis rather than each pixel's ray
+because the head's depth is the camera ``z``, for which the identity above is exact.
 """
 import math
 from dataclasses import dataclass, fields
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -51,8 +54,8 @@ from torch import Tensor
 from .geometry import backproject, to_4x4, wrap_angle
 from .weak_losses import points_orientation
 
-__all__ = ['PseudoPoints', 'fit_ground_plane', 'extract_pseudo_points', 'masked_quantile',
-           'resolve_length_axis', 'DEFAULT_DIMS_PRIOR']
+__all__ = ['PseudoPoints', 'fit_ground_plane', 'extract_pseudo_points', 'batch_pseudo_points',
+           'masked_quantile', 'resolve_length_axis', 'DEFAULT_DIMS_PRIOR']
 
 #: KITTI mean car size (l, h, w), used when no class prior is given.
 DEFAULT_DIMS_PRIOR = (3.88, 1.53, 1.63)
@@ -68,7 +71,7 @@ class PseudoPoints:
         valid: ``(N,)`` bool, at least ``min_points`` surface points; invalid instances must
             get no depth/alignment/orientation loss.
         num_valid: ``(N,)`` long, surface points found before subsampling.
-        surface_depth: ``(N,)`` robust nearest z of the surface (0 if invalid).
+        surface_depth: ``(N,)`` robust nearest z of the surface pixels (0 if invalid).
         depth_target: ``(N,)`` instance depth target ``z*`` (0 if invalid).
         extent: ``(N,)`` the z-extent ``E`` used for ``z*`` (0 if invalid).
         yaw_obs: ``(N,)`` yaw from the points' BEV shape, modulo ``pi`` (length axis resolved
@@ -411,22 +414,22 @@ def extract_pseudo_points(depth: Tensor,
     points = pts.gather(1, sel[..., None].expand(N, num_points, 3))
     points = torch.where(pmask[..., None], points, torch.zeros_like(points))
 
-    # ---- 7. orientation and depth target
+    # ---- 7. orientation (from the kept points) and depth target (from all surface pixels)
     yaw_raw, conf = points_orientation(points, pmask)
     ca, sa = torch.cos(yaw_raw)[:, None], torch.sin(yaw_raw)[:, None]
-    px, pz = points[..., 0], points[..., 2]
+    px, pz = pts[..., 0], pts[..., 2]
     proj_a = px * ca - pz * sa  # along (cos ry, -sin ry)
     proj_b = px * sa + pz * ca  # along (sin ry, cos ry)
 
     def _spread(v):
-        return masked_quantile(v, pmask, 0.95) - masked_quantile(v, pmask, 0.05)
+        return masked_quantile(v, surf, 0.95) - masked_quantile(v, surf, 0.05)
 
     yaw_obs = resolve_length_axis(yaw_raw, _spread(proj_a), _spread(proj_b), pl, pw)
     e_yaw = pl * yaw_obs.sin().abs() + pw * yaw_obs.cos().abs()
     e_prior = conf * e_yaw + (1 - conf) * (2.0 / math.pi) * (pl + pw)
     e_vis = _spread(pz)
     extent = torch.minimum(torch.maximum(e_vis, e_prior), extent_cap * diag)
-    z_near = masked_quantile(pz, pmask, surface_quantile)
+    z_near = masked_quantile(pz, surf, surface_quantile)
     zero = torch.zeros_like(z_near)
     return PseudoPoints(
         points=points,
@@ -439,3 +442,47 @@ def extract_pseudo_points(depth: Tensor,
         yaw_obs=torch.where(valid, yaw_obs, zero),
         yaw_conf=torch.where(valid, conf, zero),
         ground_plane=ground_plane[None].expand(N, 4).clone())
+
+
+@torch.no_grad()
+def batch_pseudo_points(depth_maps: Tensor, targets, dims_prior: Tensor,
+                        **kwargs) -> PseudoPoints:
+    """:func:`extract_pseudo_points` for every image of a batch, rows in instance order.
+
+    Args:
+        depth_maps: ``(B, 1, H, W)`` or ``(B, H, W)`` (zero-padded, as SKDDataPreprocessor
+            stacks them; input-image pixels, like the boxes and ``cam2img``).
+        targets: any object with ``batch_idx (N,)``, ``boxes2d (N, 4)``, ``labels (N,)`` and
+            ``cam2img (N, 4, 4)`` (all instances of an image share its matrix), e.g. SKDHead's
+            ``Targets``.
+        dims_prior: ``(num_classes, 3)`` class size priors ``(l, h, w)``.
+        **kwargs: forwarded to :func:`extract_pseudo_points`.
+    """
+    if depth_maps.dim() == 4:
+        if depth_maps.shape[1] != 1:
+            raise ValueError('batch_pseudo_points: depth_maps must be (B, 1, H, W) or (B, H, W), '
+                             f'got {tuple(depth_maps.shape)}')
+        depth_maps = depth_maps[:, 0]
+    if depth_maps.dim() != 3:
+        raise ValueError('batch_pseudo_points: depth_maps must be (B, 1, H, W) or (B, H, W), got '
+                         f'{tuple(depth_maps.shape)}')
+    batch_idx = targets.batch_idx.to(depth_maps.device).long()
+    n = batch_idx.shape[0]
+    num_points = kwargs.get('num_points', 128)
+    if n == 0:
+        return PseudoPoints.empty(num_points, depth_maps.device, depth_maps.dtype)
+    if int(batch_idx.max()) >= depth_maps.shape[0] or int(batch_idx.min()) < 0:
+        raise ValueError(f'batch_pseudo_points: instance batch indices {batch_idx.tolist()} do '
+                         f'not fit {depth_maps.shape[0]} depth maps')
+    prior = torch.as_tensor(dims_prior, device=depth_maps.device, dtype=depth_maps.dtype)
+    prior = prior[targets.labels.to(depth_maps.device).long()]
+    parts, order = [], []
+    for b in torch.unique(batch_idx).tolist():
+        idx = torch.nonzero(batch_idx == b, as_tuple=False)[:, 0]
+        parts.append(extract_pseudo_points(depth_maps[b], targets.cam2img[idx[0]],
+                                           targets.boxes2d[idx], dims_prior=prior[idx],
+                                           **kwargs))
+        order.append(idx)
+    merged = PseudoPoints.cat(parts)
+    inv = torch.argsort(torch.cat(order))
+    return PseudoPoints(**{f.name: getattr(merged, f.name)[inv] for f in fields(PseudoPoints)})

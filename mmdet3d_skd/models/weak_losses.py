@@ -354,8 +354,8 @@ class WeakMono3DLoss(nn.Module):
         n = center.shape[0]
         if pseudo.points.shape[0] != n or boxes2d.shape[0] != n:
             raise ValueError(
-                f'WeakMono3DLoss.forward: {n} predictions but {pseudo.points.shape[0]} pseudo-point '
-                f'sets and {boxes2d.shape[0]} 2D boxes')
+                f'WeakMono3DLoss.forward: {n} predictions but {pseudo.points.shape[0]} '
+                f'pseudo-point sets and {boxes2d.shape[0]} 2D boxes')
         # exact zero attached to every prediction's graph
         anchor = (center.sum() + dims.sum() + yaw.sum() + depth.sum() + logvar.sum()) * 0.0
         w = self.loss_weights
