@@ -1,1 +1,7 @@
-"""mmdet3d_skd.datasets"""
+"""Datasets and transforms: the weak KITTI dataset, depth loading and depth-aware augmentation."""
+from .transforms import (DepthAffineResize, DepthRandomFlip3D, LoadDepthMap,
+                         PackSKDInputs)
+from .weak_kitti_dataset import WeakKittiDataset
+
+__all__ = ['DepthAffineResize', 'DepthRandomFlip3D', 'LoadDepthMap', 'PackSKDInputs',
+           'WeakKittiDataset']

@@ -1,1 +1,4 @@
-"""mmdet3d_skd.engine"""
+"""Engine: the gradient-targeted transfer modulation hook."""
+from .grad_modulation_hook import GradModulationHook
+
+__all__ = ['GradModulationHook']

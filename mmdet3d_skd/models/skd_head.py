@@ -1,0 +1,287 @@
+"""SKDHead: the anchor-free monocular 3D head of both branches (teacher and student)."""
+import math
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+from mmcv.cnn import ConvModule
+from mmdet.models.utils.gaussian_target import (gaussian_radius, gen_gaussian_target,
+                                                get_local_maximum,
+                                                get_topk_from_heatmap)
+from mmengine.model import BaseModule
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import CameraInstance3DBoxes
+from .geometry import alpha_to_yaw, backproject, to_4x4
+
+# KITTI class means (l, h, w) in metres, in mmdet3d's order Pedestrian, Cyclist, Car.
+KITTI_DIMS_PRIOR = ((0.84, 1.76, 0.66), (1.76, 1.74, 0.60), (3.88, 1.53, 1.63))
+
+# Channels of each prediction map, in the order they are stacked in ``SKDHead.forward``.
+OUTPUTS = (('bbox2d', 4), ('offset', 2), ('depth', 1), ('depth_logvar', 1), ('dims', 3),
+           ('orient', 2))
+FULL_3D_KEYS = ('bboxes_3d', 'labels_3d', 'centers_2d', 'depths')
+
+
+class Targets(NamedTuple):
+    """Per-instance training targets of a batch, on the head's feature grid.
+
+    ``batch_idx``, ``cells`` (N,2 long, x/y cell), ``labels`` (N,), ``boxes2d`` (N,4 input-image
+    pixels), ``cam2img`` (N,4,4), ``heatmap`` (B,K,h,w Gaussian peaks at the 2D box centres),
+    ``stride`` (input pixels per cell) and, in full supervision only, ``boxes3d`` (N,7 camera
+    boxes, bottom centre), ``centers2d`` (N,2) and ``depths`` (N,).
+    """
+    batch_idx: Tensor
+    cells: Tensor
+    labels: Tensor
+    boxes2d: Tensor
+    cam2img: Tensor
+    heatmap: Tensor
+    stride: float
+    boxes3d: Optional[Tensor] = None
+    centers2d: Optional[Tensor] = None
+    depths: Optional[Tensor] = None
+
+
+def sample_cam2img(data_samples: Sequence, device, dtype=torch.float32) -> Tensor:
+    """(B,4,4) ``cam2img`` of each sample's metainfo (updated by the geometric transforms)."""
+    mats = [torch.as_tensor(s.metainfo['cam2img'], dtype=dtype) for s in data_samples]
+    return to_4x4(torch.stack([to_4x4(m) for m in mats])).to(device)
+
+
+@MODELS.register_module()
+class SKDHead(BaseModule):
+    """CenterNet-style monocular 3D head (SMOKE / MonoFlex / MonoDLE family).
+
+    Per feature cell: class heatmap at 2D box centres; 2D box as (l, t, r, b) distances in
+    cells; offset (cells) from the cell to the projected 3D centre; depth z = exp(d) with a
+    predicted log-variance s (aleatoric); dimensions as log-ratios to the class prior,
+    dims = prior * exp(q); orientation as (sin alpha, cos alpha). Decoding: the 3D gravity centre
+    is the back-projection of (cell + offset) at depth z through ``cam2img``;
+    yaw = alpha + atan2(x, z).
+
+    Losses: Gaussian focal loss on the heatmap, L1 + GIoU on the 2D boxes, and then either
+    ``supervision='weak'``: ``loss_weak3d`` (WeakMono3DLoss: pseudo points from the depth map,
+    no 3D label), or ``supervision='full'``: the 3D labels (Laplacian depth, L1 offset, dims
+    and orientation), the fully supervised baseline.
+
+    Args:
+        num_classes: classes of the heatmap.
+        in_channels / feat_channels: input and hidden channels of each branch.
+        dims_prior: (num_classes, 3) mean l, h, w per class, in the class order of the config.
+        supervision: 'weak' or 'full'.
+        max_logvar: bound of |s| (keeps exp(-s) finite).
+        test_cfg: ``topk``, ``local_max_kernel``, ``score_thr``.
+    """
+    DEFAULT_TEST_CFG = dict(topk=50, local_max_kernel=3, score_thr=0.05)
+
+    def __init__(self,
+                 num_classes: int = 3,
+                 in_channels: int = 64,
+                 feat_channels: int = 64,
+                 dims_prior: Sequence[Sequence[float]] = KITTI_DIMS_PRIOR,
+                 supervision: str = 'weak',
+                 depth_init: float = 20.0,
+                 max_logvar: float = 5.0,
+                 min_overlap: float = 0.7,
+                 loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', loss_weight=1.0),
+                 loss_bbox2d: dict = dict(type='mmdet.L1Loss', loss_weight=0.1),
+                 loss_giou2d: dict = dict(type='mmdet.GIoULoss', loss_weight=1.0),
+                 loss_weak3d: dict = dict(type='WeakMono3DLoss'),
+                 full_loss_weights: dict = dict(depth=1.0, offset=1.0, dims=1.0, orient=1.0),
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if supervision not in ('weak', 'full'):
+            raise ValueError(f"SKDHead: supervision must be 'weak' or 'full', "
+                             f'got {supervision!r}')
+        prior = torch.as_tensor(dims_prior, dtype=torch.float32)
+        if prior.shape != (num_classes, 3) or (prior <= 0).any():
+            raise ValueError(f'SKDHead: dims_prior must be {num_classes} positive (l, h, w) '
+                             f'rows, one per class; got {dims_prior}')
+        self.register_buffer('dims_prior', prior, persistent=False)
+        self.num_classes = num_classes
+        self.supervision = supervision
+        self.max_logvar = max_logvar
+        self.min_overlap = min_overlap
+        self.full_loss_weights = full_loss_weights
+        # the detector passes its own test_cfg down (mmdet's convention); keys not used here
+        # (e.g. the detector's ``branch``) are ignored
+        self.test_cfg = dict(self.DEFAULT_TEST_CFG, **(test_cfg or {}))
+
+        # a classification branch and one shared regression trunk with a 1x1 output per
+        # quantity: separate 3x3 branches per quantity cost more than the encoder on a CPU
+        self.heatmap_head = nn.Sequential(
+            ConvModule(in_channels, feat_channels, 3, padding=1),
+            nn.Conv2d(feat_channels, num_classes, 1))
+        self.reg_trunk = ConvModule(in_channels, feat_channels, 3, padding=1)
+        self.reg_heads = nn.ModuleDict(
+            {name: nn.Conv2d(feat_channels, c, 1) for name, c in OUTPUTS})
+        nn.init.constant_(self.heatmap_head[-1].bias, -2.19)  # prior 0.1, CenterNet
+        nn.init.constant_(self.reg_heads['depth'].bias, math.log(depth_init))
+        for name in ('offset', 'depth', 'depth_logvar', 'dims'):
+            nn.init.normal_(self.reg_heads[name].weight, std=1e-3)
+        nn.init.constant_(self.reg_heads['bbox2d'].bias, 1.0)
+
+        self.loss_heatmap = MODELS.build(loss_heatmap)
+        self.loss_bbox2d = MODELS.build(loss_bbox2d)
+        self.loss_giou2d = MODELS.build(loss_giou2d)
+        self.loss_weak3d = MODELS.build(loss_weak3d) if supervision == 'weak' else None
+
+    # ------------------------------------------------------------------ forward / decode
+    def forward(self, x) -> Dict[str, Tensor]:
+        """Raw prediction maps from the feature ``x`` (B,C,h,w) (or a tuple: its first map)."""
+        if isinstance(x, (list, tuple)):
+            x = x[0]
+        out = {'heatmap': self.heatmap_head(x)}
+        reg = self.reg_trunk(x)
+        out.update({name: head(reg) for name, head in self.reg_heads.items()})
+        return out
+
+    @staticmethod
+    def gather(preds: Dict[str, Tensor], batch_idx: Tensor, cells: Tensor) -> Dict[str, Tensor]:
+        """Raw predictions (N, C) of every map at the given cells (x, y) of given images."""
+        return {k: v[batch_idx, :, cells[:, 1], cells[:, 0]] for k, v in preds.items()
+                if k != 'heatmap'}
+
+    def decode(self, raw: Dict[str, Tensor], cells: Tensor, labels: Tensor, cam2img: Tensor,
+               stride: float) -> Dict[str, Tensor]:
+        """Per-instance boxes from raw predictions at ``cells`` (see the class docstring).
+
+        Returns centre (gravity, camera frame), dims (l,h,w), yaw, alpha, depth, depth_logvar,
+        uv (projected 3D centre, pixels), box2d (pixels) and the raw log-ratio ``dims_log``.
+        """
+        p = (cells.to(raw['offset'].dtype) + 0.5) * stride
+        ltrb = raw['bbox2d'].clamp(min=0) * stride
+        box2d = torch.cat([p - ltrb[:, :2], p + ltrb[:, 2:]], 1)
+        uv = p + raw['offset'] * stride
+        depth = torch.exp(raw['depth'][:, 0].clamp(math.log(0.5), math.log(200.0)))
+        center = backproject(uv, depth, cam2img)
+        dims_log = raw['dims'].clamp(-2.0, 2.0)
+        dims = self.dims_prior[labels] * torch.exp(dims_log)
+        orient = raw['orient']
+        alpha = torch.atan2(orient[:, 0], orient[:, 1])
+        return dict(center=center, dims=dims, dims_log=dims_log, yaw=alpha_to_yaw(alpha, center),
+                    alpha=alpha, depth=depth,
+                    depth_logvar=raw['depth_logvar'][:, 0].clamp(-self.max_logvar,
+                                                                 self.max_logvar),
+                    uv=uv, box2d=box2d, orient=orient)
+
+    # ------------------------------------------------------------------ targets
+    def get_targets(self, data_samples: Sequence, feat_shape: Tuple[int, int],
+                    input_shape: Tuple[int, int], device) -> Targets:
+        """Heatmap and per-instance targets from the samples' 2D boxes (and 3D, if full)."""
+        h, w = feat_shape
+        stride = input_shape[0] / h
+        heatmap = torch.zeros(len(data_samples), self.num_classes, h, w, device=device)
+        cam2img = sample_cam2img(data_samples, device)
+        fields = {k: [] for k in ('batch_idx', 'cells', 'labels', 'boxes2d', 'cam2img')}
+        full = {k: [] for k in ('boxes3d', 'centers2d', 'depths')}
+        for i, sample in enumerate(data_samples):
+            gt = sample.gt_instances
+            boxes = gt.bboxes.to(device).float().reshape(-1, 4)
+            labels = gt.labels.to(device).long().reshape(-1)
+            if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise ValueError(
+                    f"SKDHead: sample {sample.metainfo.get('img_path', i)} has class labels "
+                    f'{labels.unique().tolist()} outside 0..{self.num_classes - 1}; check the '
+                    "config's classes")
+            ctr = (boxes[:, :2] + boxes[:, 2:]) / 2 / stride
+            cells = torch.stack([ctr[:, 0].floor().clamp(0, w - 1),
+                                 ctr[:, 1].floor().clamp(0, h - 1)], 1).long()
+            for box, cell, label in zip(boxes, cells, labels):
+                bw, bh = ((box[2:] - box[:2]) / stride).tolist()
+                radius = max(0, int(gaussian_radius((bh, bw), self.min_overlap)))
+                gen_gaussian_target(heatmap[i, label], cell.tolist(), radius)
+            fields['batch_idx'].append(torch.full_like(labels, i))
+            fields['cells'].append(cells)
+            fields['labels'].append(labels)
+            fields['boxes2d'].append(boxes)
+            fields['cam2img'].append(cam2img[i].expand(len(labels), 4, 4))
+            if self.supervision == 'full':
+                gt3d = sample.gt_instances_3d
+                full['boxes3d'].append(gt3d.bboxes_3d.tensor.to(device).float()[:, :7])
+                full['centers2d'].append(gt3d.centers_2d.to(device).float().reshape(-1, 2))
+                full['depths'].append(gt3d.depths.to(device).float().reshape(-1))
+        cat = {k: torch.cat(v) for k, v in fields.items()}
+        extra = {k: torch.cat(v) for k, v in full.items()} if self.supervision == 'full' else {}
+        return Targets(heatmap=heatmap, stride=stride, **cat, **extra)
+
+    # ------------------------------------------------------------------ losses
+    def loss_by_feat(self, preds: Dict[str, Tensor], targets: Targets,
+                     pseudo=None) -> Dict[str, Tensor]:
+        """Losses of one branch. ``pseudo``: PseudoPoints of the instances (weak mode)."""
+        num = max(1, len(targets.labels))
+        heat = preds['heatmap'].sigmoid().clamp(1e-4, 1 - 1e-4)
+        losses = {'loss_heatmap': self.loss_heatmap(heat, targets.heatmap, avg_factor=num)}
+        raw = self.gather(preds, targets.batch_idx, targets.cells)
+        dec = self.decode(raw, targets.cells, targets.labels, targets.cam2img, targets.stride)
+        p = (targets.cells.float() + 0.5) * targets.stride
+        ltrb_t = torch.cat([p - targets.boxes2d[:, :2], targets.boxes2d[:, 2:] - p], 1)
+        losses['loss_bbox2d'] = self.loss_bbox2d(raw['bbox2d'], ltrb_t / targets.stride,
+                                                 avg_factor=num)
+        losses['loss_giou2d'] = self.loss_giou2d(dec['box2d'], targets.boxes2d, avg_factor=num)
+        if self.supervision == 'weak':
+            if pseudo is None:
+                raise ValueError('SKDHead(supervision="weak") needs the pseudo points of the '
+                                 'depth map; is a depth map loaded in the training pipeline?')
+            losses.update(self.loss_weak3d(dec, pseudo, targets.boxes2d, targets.cam2img,
+                                           self.dims_prior[targets.labels]))
+        else:
+            losses.update(self.loss_full3d(dec, raw, targets, p))
+        return losses
+
+    def loss_full3d(self, dec, raw, targets: Targets, p: Tensor) -> Dict[str, Tensor]:
+        """Fully supervised 3D terms (the upper-bound baseline): needs the 3D labels."""
+        wt, n = self.full_loss_weights, max(1, len(targets.labels))
+        gt = targets.boxes3d
+        s = dec['depth_logvar']
+        l_depth = (torch.abs(dec['depth'] - targets.depths) * torch.exp(-s) + s).sum() / n
+        off_t = (targets.centers2d - p) / targets.stride
+        l_off = torch.abs(raw['offset'] - off_t).sum() / n
+        dims_t = torch.log(gt[:, 3:6].clamp(min=1e-2) / self.dims_prior[targets.labels])
+        l_dims = torch.abs(dec['dims_log'] - dims_t).sum() / n
+        alpha_t = gt[:, 6] - torch.atan2(gt[:, 0], gt[:, 2])
+        orient_t = torch.stack([torch.sin(alpha_t), torch.cos(alpha_t)], 1)
+        l_orient = torch.abs(dec['orient'] - orient_t).sum() / n
+        return dict(loss_depth=wt['depth'] * l_depth, loss_offset=wt['offset'] * l_off,
+                    loss_dims=wt['dims'] * l_dims, loss_orient=wt['orient'] * l_orient)
+
+    # ------------------------------------------------------------------ inference
+    def predict_by_feat(self, preds: Dict[str, Tensor], data_samples: Sequence,
+                        input_shape: Tuple[int, int]) -> Tuple[List[InstanceData],
+                                                               List[InstanceData]]:
+        """3D (CameraInstance3DBoxes) and 2D detections of each image."""
+        cfg = self.test_cfg
+        heat = get_local_maximum(preds['heatmap'].sigmoid(), cfg.get('local_max_kernel', 3))
+        b, _, h, w = heat.shape
+        k = min(cfg.get('topk', 50), h * w)
+        scores, _, labels, ys, xs = get_topk_from_heatmap(heat, k=k)
+        stride = input_shape[0] / h
+        cam2img = sample_cam2img(data_samples, heat.device)
+        batch_idx = torch.arange(b, device=heat.device)[:, None].expand(b, k).reshape(-1)
+        cells = torch.stack([xs.reshape(-1), ys.reshape(-1)], 1).long()
+        labels = labels.reshape(-1).long()
+        dec = self.decode(self.gather(preds, batch_idx, cells), cells, labels,
+                          cam2img[batch_idx], stride)
+        bottom = dec['center'] + torch.stack(
+            [torch.zeros_like(dec['depth']), dec['dims'][:, 1] / 2,
+             torch.zeros_like(dec['depth'])], 1)
+        boxes = torch.cat([bottom, dec['dims'], dec['yaw'][:, None]], 1).reshape(b, k, 7)
+        box2d, scores = dec['box2d'].reshape(b, k, 4), scores.reshape(b, k)
+        labels = labels.reshape(b, k)
+        results_3d, results_2d = [], []
+        for i in range(b):
+            keep = scores[i] > cfg.get('score_thr', 0.05)
+            inst3d, inst2d = InstanceData(), InstanceData()
+            inst3d.bboxes_3d = CameraInstance3DBoxes(boxes[i][keep], box_dim=7)
+            inst3d.scores_3d = scores[i][keep]
+            inst3d.labels_3d = labels[i][keep]
+            inst2d.bboxes = box2d[i][keep]
+            inst2d.scores = scores[i][keep]
+            inst2d.labels = labels[i][keep]
+            results_3d.append(inst3d)
+            results_2d.append(inst2d)
+        return results_3d, results_2d
