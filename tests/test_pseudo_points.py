@@ -12,17 +12,19 @@ from mmdet3d_skd.models.pseudo_points import (PseudoPoints, batch_pseudo_points,
                                               extract_pseudo_points, fit_ground_plane,
                                               masked_quantile, resolve_length_axis)
 
-F, CX, CY, H, W = 360.0, 160.0, 60.0, 120, 320
+F, CX, CY, H, W = 360.0, 160.0, 60.0, 160, 320
 K = torch.tensor([[F, 0, CX], [0, F, CY], [0, 0, 1.0]])
 CAM_H, WALL = 1.65, 60.0
 # the car: gravity centre, (l, h, w), yaw
 CAR_C = np.array([1.0, CAM_H - 0.775, 15.0])
 CAR_D = np.array([3.9, 1.55, 1.65])
 CAR_RY = 0.5
+# a nearer car crossing in front of its left part
+OCC_C = np.array([-1.5, CAM_H - 0.775, 10.0])
 
 
-def render():
-    """Depth map (z per pixel) and the car's pixel mask, by ray casting."""
+def render(objects=((CAR_C, CAR_D, CAR_RY),)):
+    """Depth map (z per pixel) and each object's visible-pixel mask, by ray casting."""
     v, u = np.mgrid[0:H, 0:W].astype(np.float64)
     r = np.stack([(u - CX) / F, (v - CY) / F, np.ones_like(u)], axis=-1)  # X = z * r
     depth = np.full((H, W), WALL)
@@ -30,21 +32,25 @@ def render():
         zg = CAM_H / r[..., 1]
     ground = (r[..., 1] > 0) & (zg < depth)
     depth[ground] = zg[ground]
-    # box: local = R^T (z r - c), slab over t = z
-    c, s = math.cos(CAR_RY), math.sin(CAR_RY)
+    ids = np.full((H, W), -1)
+    for k, (center, dims, ry) in enumerate(objects):
+        # box: local = R^T (z r - c), slab over t = z
+        c, s = math.cos(ry), math.sin(ry)
 
-    def loc(vec):
-        return np.stack([vec[..., 0] * c - vec[..., 2] * s, vec[..., 1],
-                         vec[..., 0] * s + vec[..., 2] * c], axis=-1)
-    dl, ol = loc(r), loc(-CAR_C[None, None])
-    with np.errstate(divide='ignore', invalid='ignore'):
-        t1 = (-CAR_D / 2 - ol) / dl
-        t2 = (CAR_D / 2 - ol) / dl
-    tin = np.nanmax(np.minimum(t1, t2), axis=-1)
-    tout = np.nanmin(np.maximum(t1, t2), axis=-1)
-    car = (tin <= tout) & (tin > 0) & (tin < depth)
-    depth[car] = tin[car]
-    return torch.from_numpy(depth).float(), torch.from_numpy(car)
+        def loc(vec):
+            return np.stack([vec[..., 0] * c - vec[..., 2] * s, vec[..., 1],
+                             vec[..., 0] * s + vec[..., 2] * c], axis=-1)
+        dl, ol = loc(r), loc(-center[None, None])
+        with np.errstate(divide='ignore', invalid='ignore'):
+            t1 = (-dims / 2 - ol) / dl
+            t2 = (dims / 2 - ol) / dl
+        tin = np.nanmax(np.minimum(t1, t2), axis=-1)
+        tout = np.nanmin(np.maximum(t1, t2), axis=-1)
+        hit = (tin <= tout) & (tin > 0) & (tin < depth)
+        depth[hit] = tin[hit]
+        ids[hit] = k
+    masks = [torch.from_numpy(ids == k) for k in range(len(objects))]
+    return torch.from_numpy(depth).float(), masks[0] if len(masks) == 1 else masks
 
 
 def car_box2d(car, margin=6):
@@ -92,6 +98,9 @@ def test_object_surface_kept_ground_and_background_rejected(scene):
     assert pp.mask.sum().item() == 64 and pp.num_valid.item() >= 64
     pts = pp.points[0][pp.mask[0]]
     assert inside_car(pts).all(), 'ground or background points survived'
+    # the kept points are the lower side faces: above the ground, below half the height
+    height = CAM_H - pts[:, 1]
+    assert (height >= 0.1 - 1e-4).all() and (height < 0.5 * CAR_D[1] + 1e-4).all()
     # surface depth = the car's nearest visible z; target near the true centre depth
     c, s = math.cos(CAR_RY), math.sin(CAR_RY)
     e_z = CAR_D[0] * s + CAR_D[2] * c
@@ -210,3 +219,22 @@ def test_batch_pseudo_points_keeps_instance_order(scene):
                                        torch.zeros(0, dtype=torch.long), torch.zeros(0, 4, 4)),
                                prior, num_points=16)
     assert len(none) == 0
+
+
+def test_labelled_occluder_is_not_taken_for_the_object():
+    depth, (car, occ) = render(((CAR_C, CAR_D, CAR_RY), (OCC_C, CAR_D, 0.0)))
+    box_car, box_occ = car_box2d(car, margin=2), car_box2d(occ, margin=2)
+    # the occluder hides a good part of the car's box, and stands lower in the image
+    x1, y1, x2, y2 = box_car[0].long().tolist()
+    assert occ[y1:y2, x1:x2].sum() > 0.3 * car[y1:y2, x1:x2].sum()
+    assert box_occ[0, 3] > box_car[0, 3]
+    boxes = torch.cat([box_car, box_occ])
+    naive = extract_pseudo_points(depth, K, boxes, occluder_margin=None)
+    # without the second pass the occluder's nearer surface is taken for the car's
+    assert not inside_car(naive.points[0][naive.mask[0]]).all()
+    assert naive.surface_depth[0].item() < OCC_C[2]
+    pp = extract_pseudo_points(depth, K, boxes)
+    assert pp.valid.all()
+    assert inside_car(pp.points[0][pp.mask[0]]).all()
+    assert pp.depth_target[0].item() == pytest.approx(CAR_C[2], abs=0.4)
+    assert pp.depth_target[1].item() == pytest.approx(OCC_C[2], abs=0.4)

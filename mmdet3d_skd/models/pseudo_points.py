@@ -19,9 +19,15 @@ Per image, :func:`extract_pseudo_points`:
    d]`` with ``diag = sqrt(l^2 + w^2)`` of the class prior; the first (nearest) start whose slab
    holds at least ``mode_share`` of the box's non-ground pixels is found, and the fullest slab
    starting within that slab is taken. Pixels outside it (the background behind, occluders or
-   noise in front) are dropped;
-6. keeps ``num_points`` of the surviving pixels (uniform stride in grid order, or a random
-   subset with ``generator``), padding with ``mask = False``; boxes with fewer than
+   noise in front) are dropped. Occluders that carry their own label are handled by a second
+   pass: a pixel that also lies inside a box ``j`` whose bottom edge is lower in the image by
+   more than ``occluder_margin`` px (on flat ground: ``j`` stands nearer) and whose depth falls in
+   ``j``'s slab belongs to ``j`` and is removed before the slab search is repeated;
+6. keeps ``num_points`` of the surface pixels (uniform stride in grid order, or a random subset
+   with ``generator``), padding with ``mask = False``: those of the side faces (lower than
+   ``side_frac * h`` above the ground) when there are ``min_points`` of them, else all; a real
+   car's hood, roof and cabin lie inside its box footprint, so only its lower sides meet the
+   box faces that the BEV alignment and the L-shape fit assume. Boxes with fewer than
    ``min_points`` surface pixels get ``valid = False``;
 7. derives the instance depth target, see below.
 
@@ -191,7 +197,7 @@ def fit_ground_plane(depth: Tensor,
     ``num_hypotheses`` 3-point planes ``n . X + d = 0`` (``|n| = 1``, ``n_y < 0``, so ``d`` is
     the camera height), rejected unless the tilt ``acos(-n_y) <= max_tilt_deg`` and ``d`` lies
     in ``height_range``; score = inliers with ``|n . X + d| < inlier_thresh``. The best one is
-    refined twice by least squares (smallest singular vector of the centred inliers), kept only
+    refined twice by least squares (the centred inliers' smallest principal direction), kept only
     if it still satisfies the constraints.
 
     Returns:
@@ -252,8 +258,8 @@ def fit_ground_plane(depth: Tensor,
         if inl.shape[0] < 3:
             break
         c = inl.mean(0)
-        _, _, vh = torch.linalg.svd(inl - c, full_matrices=False)
-        ln = vh[-1]
+        cov = (inl - c).T @ (inl - c)
+        ln = torch.linalg.eigh(cov.double())[1][:, 0].to(dtype)  # smallest eigenvalue
         ln = -ln if ln[1] > 0 else ln
         ld = -(ln * c).sum()
         if not bool(_ok(ln, ld)):
@@ -282,6 +288,30 @@ def resolve_length_axis(yaw_raw: Tensor, spread_a: Tensor, spread_b: Tensor,
     return wrap_angle(yaw, math.pi)
 
 
+def _depth_slab(b: Tensor, keep: Tensor, end: Tensor,
+                mode_share: float) -> Tuple[Tensor, Tensor, Tensor]:
+    """Nearest significant slab per box on a depth histogram (module docstring, step 5).
+
+    ``b (N, M)`` bin of each sample, ``keep (N, M)`` the samples that count, ``end (N, K)``
+    the last bin of the slab starting at each bin. Returns ``found (N,)``, first and last bin
+    ``kstar, kend (N,)`` of the chosen slab.
+    """
+    N, K = end.shape
+    counts = torch.zeros(N, K, dtype=torch.float32, device=b.device)
+    counts.scatter_add_(1, b, keep.float())
+    total = counts.sum(-1)
+    cum = torch.cat([counts.new_zeros(N, 1), counts.cumsum(-1)], dim=-1)
+    slab = cum.gather(1, end + 1) - cum[:, :K]  # (N, K): samples in bins [k, end_k]
+    cond = (slab >= mode_share * total[:, None]) & (counts > 0) & (total[:, None] > 0)
+    found = cond.any(-1)
+    k0 = cond.long().argmax(-1)  # first True
+    kk = torch.arange(K, device=b.device)[None]
+    window = (kk >= k0[:, None]) & (kk <= end.gather(1, k0[:, None]))
+    kstar = torch.where(window, slab, torch.full_like(slab, -1.0)).argmax(-1)
+    kend = end.gather(1, kstar[:, None])[:, 0]
+    return found, kstar, kend
+
+
 @torch.no_grad()
 def extract_pseudo_points(depth: Tensor,
                           cam2img: Tensor,
@@ -300,6 +330,8 @@ def extract_pseudo_points(depth: Tensor,
                           rel_noise: float = 0.05,
                           surface_quantile: float = 0.05,
                           extent_cap: float = 1.25,
+                          side_frac: float = 0.5,
+                          occluder_margin: Optional[float] = 2.0,
                           generator: Optional[torch.Generator] = None,
                           ground_cfg: Optional[dict] = None) -> PseudoPoints:
     """Pseudo points and depth targets of the 2D boxes of one image (see the module docstring).
@@ -318,6 +350,9 @@ def extract_pseudo_points(depth: Tensor,
         log_bin, mode_share, slab_scale, rel_noise: the depth-slab search (module docstring).
         surface_quantile: the quantile of the points' z used as the surface depth.
         extent_cap: ``E <= extent_cap * sqrt(l^2 + w^2)``.
+        side_frac: the kept points are the surface pixels lower than ``side_frac * h`` above
+            the ground (the side faces), when there are ``min_points`` of them.
+        occluder_margin: pixels px; None disables the occluder pass (module docstring).
         generator: random subsampling with it; None -> uniform stride (deterministic).
         ground_cfg: extra kwargs of :func:`fit_ground_plane` (``cam_height``,
             ``height_range``, ``max_tilt_deg``, ``inlier_thresh``, ...).
@@ -372,38 +407,42 @@ def extract_pseudo_points(depth: Tensor,
     # ---- 5. nearest significant object-sized depth slab on a log-depth histogram
     log0 = math.log(min_depth)
     K = int(math.ceil((math.log(max_depth) - log0) / log_bin)) + 1
-    zc = torch.where(keep, z, torch.full_like(z, min_depth))
-    b = ((torch.log(zc) - log0) / log_bin).floor().long().clamp(0, K - 1)
-    counts = torch.zeros(N, K, dtype=dtype, device=device)
-    counts.scatter_add_(1, b, keep.to(dtype))
-    total = counts.sum(-1)
-    cum = torch.cat([torch.zeros(N, 1, dtype=dtype, device=device), counts.cumsum(-1)], dim=-1)
+    b = ((torch.log(z.clamp(min=min_depth)) - log0) / log_bin).floor().long().clamp(0, K - 1)
     d_start = torch.exp(log0 + log_bin * torch.arange(K, dtype=dtype, device=device))  # (K,)
     d_end = d_start[None] * (1.0 + rel_noise) + slab_scale * diag[:, None]  # (N, K)
     end = ((torch.log(d_end) - log0) / log_bin).floor().long().clamp(0, K - 1)
-    slab = cum.gather(1, end + 1) - cum[:, :K]  # (N, K): pixels in bins [k, end_k]
-    cond = (slab >= mode_share * total[:, None]) & (counts > 0) & (total[:, None] > 0)
-    found = cond.any(-1)
-    k0 = cond.to(torch.int8).argmax(-1)  # first True
-    kk = torch.arange(K, device=device)[None]
-    window = (kk >= k0[:, None]) & (kk <= end.gather(1, k0[:, None]))
-    kstar = torch.where(window, slab, torch.full_like(slab, -1.0)).argmax(-1)
-    kend = end.gather(1, kstar[:, None])[:, 0]
+    found, kstar, kend = _depth_slab(b, keep, end, mode_share)
+    if occluder_margin is not None and N > 1:
+        # second pass: a pixel inside another box j whose bottom edge is lower in the image
+        # (j stands nearer on the ground) and whose depth lies in j's slab belongs to j
+        in_j = ((cu_g[:, :, None] >= x1.floor()) & (cu_g[:, :, None] < x2.ceil()) &
+                (cv_g[:, :, None] >= y1.floor()) & (cv_g[:, :, None] < y2.ceil()))  # (N, M, N)
+        front = (y2[None, :] > y2[:, None] + occluder_margin) & found[None, :]  # (i, j)
+        in_slab = (b[:, :, None] >= kstar[None, None]) & (b[:, :, None] <= kend[None, None])
+        claimed = (in_j & in_slab & front[:, None, :]).any(-1)
+        keep = keep & ~claimed
+        found, kstar, kend = _depth_slab(b, keep, end, mode_share)
     surf = keep & (b >= kstar[:, None]) & (b <= kend[:, None]) & found[:, None]
     num_valid = surf.sum(-1)
     valid = num_valid >= max(int(min_points), 1)
+    # points for the BEV terms: the side faces (below side_frac of the prior height), where a
+    # real object meets its box; hood/roof/cabin pixels lie inside the footprint
+    side = surf & (height < side_frac * prior[:, 1:2])
+    use_side = side.sum(-1) >= max(int(min_points), 1)
+    pick = torch.where(use_side[:, None], side, surf)
+    n_pick = pick.sum(-1)
 
     # ---- 6. subsample P points (grid order = stride, or random order with a generator)
-    M = surf.shape[1]
+    M = pick.shape[1]
     if generator is not None:
         key = torch.rand(N, M, generator=generator).to(device)
         pos_rule_stride = False
     else:
         key = torch.arange(M, dtype=dtype, device=device).expand(N, M) / M
         pos_rule_stride = True
-    order = torch.where(surf, key, key + 2.0).argsort(-1)
+    order = torch.where(pick, key, key + 2.0).argsort(-1)
     j = torch.arange(num_points, device=device)[None]  # (1, P)
-    n_i = num_valid[:, None]
+    n_i = n_pick[:, None]
     if pos_rule_stride:
         pos = torch.where(n_i >= num_points, (j * n_i) // num_points, j)
     else:
@@ -414,20 +453,20 @@ def extract_pseudo_points(depth: Tensor,
     points = pts.gather(1, sel[..., None].expand(N, num_points, 3))
     points = torch.where(pmask[..., None], points, torch.zeros_like(points))
 
-    # ---- 7. orientation (from the kept points) and depth target (from all surface pixels)
+    # ---- 7. orientation (from the picked points) and depth target (from all surface pixels)
     yaw_raw, conf = points_orientation(points, pmask)
     ca, sa = torch.cos(yaw_raw)[:, None], torch.sin(yaw_raw)[:, None]
     px, pz = pts[..., 0], pts[..., 2]
     proj_a = px * ca - pz * sa  # along (cos ry, -sin ry)
     proj_b = px * sa + pz * ca  # along (sin ry, cos ry)
 
-    def _spread(v):
-        return masked_quantile(v, surf, 0.95) - masked_quantile(v, surf, 0.05)
+    def _spread(v, m):
+        return masked_quantile(v, m, 0.95) - masked_quantile(v, m, 0.05)
 
-    yaw_obs = resolve_length_axis(yaw_raw, _spread(proj_a), _spread(proj_b), pl, pw)
+    yaw_obs = resolve_length_axis(yaw_raw, _spread(proj_a, pick), _spread(proj_b, pick), pl, pw)
     e_yaw = pl * yaw_obs.sin().abs() + pw * yaw_obs.cos().abs()
     e_prior = conf * e_yaw + (1 - conf) * (2.0 / math.pi) * (pl + pw)
-    e_vis = _spread(pz)
+    e_vis = _spread(pz, surf)
     extent = torch.minimum(torch.maximum(e_vis, e_prior), extent_cap * diag)
     z_near = masked_quantile(pz, surf, surface_quantile)
     zero = torch.zeros_like(z_near)
