@@ -429,9 +429,9 @@ def test_kitti_dataset_loads_the_infos(world):
         dict(type='LoadImageFromFileMono3D'),
         dict(type='LoadAnnotations3D', with_bbox=True, with_label=True, with_bbox_3d=True,
              with_label_3d=True, with_bbox_depth=True),
-        dict(type='Pack3DDetInputs', keys=['img', 'gt_bboxes', 'gt_bboxes_labels',
-                                          'gt_bboxes_3d', 'gt_labels_3d', 'centers_2d',
-                                          'depths']),
+        dict(type='Pack3DDetInputs',
+             keys=['img', 'gt_bboxes', 'gt_bboxes_labels', 'gt_bboxes_3d', 'gt_labels_3d',
+                   'centers_2d', 'depths']),
     ]
     for load_type in ('frame_based', 'fov_image_based'):
         ds = KittiDataset(data_root=root, ann_file='kitti_infos_train.pkl',
@@ -530,18 +530,24 @@ def test_deterministic_and_resumable(tmp_path):
     assert s['written'] == 4 and open(img, 'rb').read() != before
 
 
-def test_refuses_foreign_folder_and_cli(tmp_path):
+def test_refuses_foreign_folder_and_cli(tmp_path, capsys):
+    import importlib.util
     root = tmp_path / 'kitti'
     (root / 'training' / 'image_2').mkdir(parents=True)
     with pytest.raises(gen.WorldMismatchError, match='not a synthetic world'):
         gen.generate(str(root), 1, 0, width=64, height=32, progress=False)
-    tool = osp.join(osp.dirname(__file__), '..', 'tools', 'generate_synthetic.py')
+    spec = importlib.util.spec_from_file_location(
+        'generate_synthetic', osp.join(osp.dirname(__file__), '..', 'tools',
+                                       'generate_synthetic.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
     out = str(tmp_path / 'cli')
-    args = [sys.executable, tool, '--out', out, '--num-train', '2', '--num-val', '1',
-            '--width', '96', '--height', '32', '--no-progress']
-    r = subprocess.run(args, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    args = ['--out', out, '--num-train', '2', '--num-val', '1', '--width', '96', '--height',
+            '32', '--no-progress']
+    assert tool.main(args) == 0
     assert len(os.listdir(osp.join(out, 'training', 'label_2'))) == 3
-    r = subprocess.run(args[:-1] + ['--seed', '5', '--no-progress'], capture_output=True,
-                       text=True)
-    assert r.returncode == 2 and 'different synthetic world' in r.stderr
+    assert '3 frames written' in capsys.readouterr().out
+    assert tool.main(args) == 0
+    assert '0 frames written, 3 already there' in capsys.readouterr().out
+    assert tool.main(args + ['--seed', '5']) == 2
+    assert 'different synthetic world' in capsys.readouterr().err

@@ -17,7 +17,7 @@ Per-object pixel counts:
 - ``n_visible``: pixels where it wins the z-buffer (its visible pixels in the image).
 """
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -309,8 +309,8 @@ def _shade(width, height, kinv, cam_c, zbuf, idbuf, partbuf, facebuf, planes, co
                             centre = ax < 0.07 and (X2 / 9.0 - np.floor(X2 / 9.0)) < 0.35
                             lane = False
                             if lane_w < road_hw:
-                                lanes = abs(ax - lane_w) < 0.06 and (X2 / 6.0 - np.floor(X2 / 6.0)) < 0.3
-                                lane = lanes
+                                dash = X2 / 6.0 - np.floor(X2 / 6.0)
+                                lane = abs(ax - lane_w) < 0.06 and dash < 0.3
                             if edge or centre or lane:
                                 for c in range(3):
                                     col[c] = 215.0

@@ -249,7 +249,7 @@ def _tex(rng, strength, scale):
     return (strength, scale, rng.uniform(0, 256), rng.uniform(0, 256))
 
 
-def car_parts(l, h, w, rng) -> List[Part]:
+def car_parts(l, h, w, rng) -> List[Part]:  # noqa: E741
     """Body (with head/tail lights), a glass cabin (trapezoid prism) and four wheels."""
     paint = _jitter_color(rng, _CAR_PAINTS[rng.integers(len(_CAR_PAINTS))], 12)
     style = rng.integers(3)  # 0 sedan, 1 hatchback, 2 SUV / van-like
@@ -289,7 +289,7 @@ def car_parts(l, h, w, rng) -> List[Part]:
     return parts
 
 
-def pedestrian_parts(l, h, w, rng) -> List[Part]:
+def pedestrian_parts(l, h, w, rng) -> List[Part]:  # noqa: E741
     """Two striding legs, torso, two arms and a head (face towards +x)."""
     top = _jitter_color(rng, _CLOTHES[rng.integers(len(_CLOTHES))], 15)
     pants = _jitter_color(rng, _CLOTHES[rng.integers(len(_CLOTHES))], 15)
@@ -306,14 +306,15 @@ def pedestrian_parts(l, h, w, rng) -> List[Part]:
         parts.append(box((x, -leg_len / 2, sgn * 0.15 * w), (leg_d, leg_len, leg_w), pants,
                          _tex(rng, 0.15, 8.0)))
     torso_d = min(0.26, 0.5 * l)
-    parts.append(box((0.0, -leg_len - 0.17 * h, 0.0), (torso_d, 0.34 * h, 0.62 * w), top,
+    head_s = min(0.13 * h, 0.24)
+    torso_h = h - head_s - 0.025 * h - leg_len   # a short neck between torso and head
+    parts.append(box((0.0, -leg_len - torso_h / 2, 0.0), (torso_d, torso_h, 0.62 * w), top,
                      _tex(rng, 0.15, 8.0)))
     swing = rng.uniform(-0.25, 0.25) * l
     for sgn in (-1, 1):
         parts.append(box((float(np.clip(sgn * swing, -l / 2 + 0.05, l / 2 - 0.05)),
                           -leg_len - 0.15 * h, sgn * 0.39 * w),
                          (0.09, 0.30 * h, 0.16 * w), top, _tex(rng, 0.1, 8.0)))
-    head_s = min(0.13 * h, 0.24)
     head = box((0.01, -h + head_s / 2, 0.0), (head_s * 0.95, head_s, head_s * 0.8), hair,
                _tex(rng, 0.1, 10.0))
     head.colors[0] = skin  # the face
@@ -321,7 +322,7 @@ def pedestrian_parts(l, h, w, rng) -> List[Part]:
     return parts
 
 
-def cyclist_parts(l, h, w, rng) -> List[Part]:
+def cyclist_parts(l, h, w, rng) -> List[Part]:  # noqa: E741
     """A bike (two octagonal wheels, frame, handlebar) and a rider leaning forward (+x)."""
     frame_c = _jitter_color(rng, _CAR_PAINTS[rng.integers(len(_CAR_PAINTS))], 15)
     top = _jitter_color(rng, _CLOTHES[rng.integers(len(_CLOTHES))], 15)
@@ -339,17 +340,17 @@ def cyclist_parts(l, h, w, rng) -> List[Part]:
                      _tex(rng, 0.05, 4.0)))
     parts.append(box((l / 2 - r - 0.05, -0.50 * h, 0.0), (0.06, 0.08, min(0.9 * w, 0.56)),
                      (40, 40, 40), _tex(rng, 0.05, 4.0)))
-    # rider: legs from the saddle down, torso leaning forward, arms to the handlebar, head
+    # rider: legs from the saddle down, torso leaning forward, head
     hip_y = -0.50 * h
     parts.append(box((-0.05 * l, (hip_y - 0.12) / 2, 0.0), (0.20, -hip_y - 0.12, 0.34 * w),
                      pants, _tex(rng, 0.15, 8.0)))
     lean = rng.uniform(0.35, 0.7)
-    tl = 0.32 * h
+    head_s = min(0.13 * h, 0.25)
+    tl = (h - head_s - 0.03 * h + hip_y) / math.cos(lean)   # the torso reaches the neck
     tcx = -0.05 * l + 0.5 * tl * math.sin(lean)
     tcy = hip_y - 0.5 * tl * math.cos(lean)
     parts.append(box((tcx, tcy, 0.0), (0.22, tl, 0.62 * w), top, _tex(rng, 0.15, 8.0),
                      pitch=lean))
-    head_s = min(0.13 * h, 0.25)
     hx = -0.05 * l + tl * math.sin(lean) + 0.03
     hx = min(hx, l / 2 - head_s / 2)
     head = box((hx, -h + head_s / 2, 0.0), (head_s, head_s, head_s * 0.85), helmet,
@@ -452,8 +453,10 @@ def _wrap_angle(a: float) -> float:
 
 
 class _Placer:
-    def __init__(self, cfg: WorldConfig, P2: np.ndarray, cam_h: float):
-        self.cfg, self.P2, self.cam_h = cfg, P2, cam_h
+    """Bird's-eye-view footprints placed so far; new ones must not overlap them."""
+
+    def __init__(self, cam_h: float):
+        self.cam_h = cam_h
         self.footprints: List[np.ndarray] = []
 
     def free(self, loc, dims, ry, margin) -> bool:
@@ -545,8 +548,8 @@ def _clutter(cfg: WorldConfig, placer: _Placer, rng, road_c, road_hw) -> List[Sc
         if not placer.free(loc, dims, ry, 0.2):
             continue
         col = _jitter_color(rng, _CAR_PAINTS[rng.integers(len(_CAR_PAINTS))], 25)
-        out.append(SceneObject(None, loc, dims, ry, [box((0.0, -dims[1] / 2, 0.0), dims, col,
-                                                          _tex(rng, 0.2, 3.0))]))
+        crate = box((0.0, -dims[1] / 2, 0.0), dims, col, _tex(rng, 0.2, 3.0))
+        out.append(SceneObject(None, loc, dims, ry, [crate]))
         placer.add(loc, dims, ry)
     return out
 
@@ -558,7 +561,7 @@ def sample_scene(cfg: WorldConfig, rng: np.random.Generator) -> Scene:
     cam_h = _r2(rng.uniform(*cfg.camera_height))
     road_hw = rng.uniform(3.5, 8.0)
     road_c = rng.uniform(-2.0, 2.0)
-    placer = _Placer(cfg, P2, cam_h)
+    placer = _Placer(cam_h)
     clutter = _clutter(cfg, placer, rng, road_c, road_hw) if cfg.clutter else []
 
     objects: List[SceneObject] = []
@@ -650,8 +653,3 @@ def _skyline(width: int, rng) -> np.ndarray:
         h[x:x + seg] = level * scale
         x += seg
     return h
-
-
-def labelled(scene: Scene) -> List[int]:
-    """Indices of the scene's objects that carry a class name."""
-    return [i for i, o in enumerate(scene.objects) if o.name is not None]
