@@ -264,12 +264,13 @@ def test_truncation_and_occlusion_flags(world, frames, references):
                 continue
             ann = _match(frames[i], line)
             o = ann.obj
+            # tolerances: 2-decimal labels, and a pixel or two on exact ties at part edges
             trunc = 1 - n_in[o] / n_alone[o]
-            assert float(line[1]) == pytest.approx(trunc, abs=0.006)
+            assert float(line[1]) == pytest.approx(trunc, abs=0.005 + 3 / n_alone[o])
             checked_trunc += trunc > 0
             frac = (ids == o).sum() / n_in[o]
             level = 0 if frac >= t0 else (1 if frac >= t1 else 2)
-            if min(abs(frac - t0), abs(frac - t1)) > 0.002:
+            if min(abs(frac - t0), abs(frac - t1)) > 3 / n_in[o]:
                 assert int(line[2]) == level, (line, frac)
             checked_occ += level > 0
             assert frac >= cfg.min_visible_frac - 1e-3
