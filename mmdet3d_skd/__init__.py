@@ -10,6 +10,6 @@ from .version import __version__
 
 register_safe_globals()
 
-# (subpackage imports wired at integration)
+from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registration)
 
 __all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models']
