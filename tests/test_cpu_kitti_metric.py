@@ -4,13 +4,9 @@ mmdet3d's CUDA kernel runs here in numba's CUDA simulator (``NUMBA_ENABLE_CUDASI
 read once when numba is imported), hence in a subprocess.
 """
 import concurrent.futures
-import importlib.util
 import json
 import math
-import os
-import subprocess
 import sys
-import textwrap
 import types
 
 import numpy as np
@@ -21,12 +17,20 @@ from mmdet3d_skd.evaluation.cpu_kitti_metric import (ROTATE_IOU_MODULE,
                                                      CPUKittiMetric,
                                                      cpu_rotate_iou)
 from mmdet3d_skd.evaluation.fake_kitti_results import (
-    KITTI_CLASSES, dump_eval_set, make_fake_kitti_eval_set, run_metric,
-    run_metric_subprocess)
+    KITTI_CLASSES, dump_eval_set, make_fake_kitti_eval_set,
+    rotate_iou_gpu_eval_cudasim, run_metric, run_metric_subprocess)
 from mmdet3d_skd.evaluation.rotate_iou_cpu import (PARALLEL_MIN_PAIRS,
                                                    rotate_iou_cpu_eval)
 
 SQRT2 = math.sqrt(2.0)
+
+
+def _random_bev_boxes(rng, num, spread):
+    return np.concatenate([
+        rng.uniform(-spread, spread, (num, 2)),
+        rng.uniform(0.5, 4.5, (num, 2)),
+        rng.uniform(-np.pi, np.pi, (num, 1))
+    ], 1)
 
 
 # ----------------------------------------------------------------------------
@@ -80,40 +84,7 @@ def test_rotate_iou_empty_and_bad_shape():
 # ----------------------------------------------------------------------------
 # rotate_iou_cpu_eval == mmdet3d's rotate_iou_gpu_eval (CUDA simulator)
 # ----------------------------------------------------------------------------
-_GPU_IOU_SCRIPT = textwrap.dedent("""
-    import importlib.util, sys
-    import numpy as np
-    # mmdet3d's rotate_iou.py by path: no need to import mmdet3d (and torch)
-    spec = importlib.util.spec_from_file_location('mmdet3d_rotate_iou',
-                                                  sys.argv[1])
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    # numpy warnings add __warningregistry__ to the module globals, which
-    # races with the simulator's per-thread swap of those globals
-    mod.__dict__.setdefault('__warningregistry__', {})
-    data = np.load(sys.argv[2])
-    out = {f'c{c}': mod.rotate_iou_gpu_eval(data['boxes'], data['query'], c)
-           for c in (-1, 0, 1, 2)}
-    np.savez(sys.argv[3], **out)
-""")
-
-
-def _mmdet3d_rotate_iou_path():
-    spec = importlib.util.find_spec('mmdet3d')
-    return os.path.join(
-        os.path.dirname(spec.origin), 'evaluation', 'functional',
-        'kitti_utils', 'rotate_iou.py')
-
-
-def _random_bev_boxes(rng, num, spread):
-    return np.concatenate([
-        rng.uniform(-spread, spread, (num, 2)),
-        rng.uniform(0.5, 4.5, (num, 2)),
-        rng.uniform(-np.pi, np.pi, (num, 1))
-    ], 1)
-
-
-def test_rotate_iou_matches_mmdet3d_kernel(tmp_path):
+def test_rotate_iou_matches_mmdet3d_kernel():
     rng = np.random.default_rng(0)
     square = [0.5, -1.0, 2.0, 2.0, 0.0]
     boxes = np.concatenate([
@@ -123,17 +94,11 @@ def test_rotate_iou_matches_mmdet3d_kernel(tmp_path):
          [40, 40, 2, 2, 0.5]],  # disjoint from everything
     ])
     query = np.concatenate([[square], _random_bev_boxes(rng, 11, 4.0)])
-    np.savez(tmp_path / 'in.npz', boxes=boxes, query=query)
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM='1')
-    subprocess.run([
-        sys.executable, '-c', _GPU_IOU_SCRIPT,
-        _mmdet3d_rotate_iou_path(), str(tmp_path / 'in.npz'),
-        str(tmp_path / 'out.npz')
-    ], env=env, check=True, capture_output=True, timeout=300)
-    gpu = np.load(tmp_path / 'out.npz')
+    gpu, _ = rotate_iou_gpu_eval_cudasim(boxes, query, (-1, 0, 1, 2),
+                                         timeout=300)
 
     for criterion in (-1, 0, 1, 2):
-        ref = gpu[f'c{criterion}']
+        ref = gpu[criterion]
         cpu = rotate_iou_cpu_eval(boxes, query, criterion)
         assert cpu.shape == ref.shape == (len(boxes), len(query))
         np.testing.assert_allclose(cpu, ref, rtol=1e-5, atol=1e-5)

@@ -24,6 +24,8 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -31,7 +33,7 @@ import numpy as np
 
 __all__ = [
     'KITTI_CLASSES', 'make_fake_kitti_eval_set', 'dump_eval_set', 'run_metric',
-    'run_metric_subprocess'
+    'run_metric_subprocess', 'rotate_iou_gpu_eval_cudasim'
 ]
 
 KITTI_CLASSES = ('Pedestrian', 'Cyclist', 'Car')
@@ -364,6 +366,68 @@ def run_metric_subprocess(metric_type: str,
         return json.load(f)
 
 
+_GPU_IOU_SCRIPT = textwrap.dedent('''
+    import importlib.util, sys, time
+    import numpy as np
+    # mmdet3d's rotate_iou.py by path: no need to import mmdet3d (and torch)
+    spec = importlib.util.spec_from_file_location('mmdet3d_rotate_iou',
+                                                  sys.argv[1])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    # see _silence_warning_registry_race
+    mod.__dict__.setdefault('__warningregistry__', {})
+    data = np.load(sys.argv[2])
+    out = {}
+    for c in data['criteria']:
+        tic = time.perf_counter()
+        out[f'iou{c}'] = mod.rotate_iou_gpu_eval(data['boxes'], data['query'],
+                                                 int(c))
+        out[f'sec{c}'] = time.perf_counter() - tic
+    np.savez(sys.argv[3], **out)
+''')
+
+
+def rotate_iou_gpu_eval_cudasim(boxes: np.ndarray,
+                                query_boxes: np.ndarray,
+                                criteria: Sequence[int] = (-1, ),
+                                timeout: Optional[float] = None
+                                ) -> Tuple[Dict[int, np.ndarray],
+                                           Dict[int, float]]:
+    """mmdet3d's ``rotate_iou_gpu_eval`` in numba's CUDA simulator (subprocess).
+
+    Loads mmdet3d's ``rotate_iou.py`` by path, so the subprocess imports only
+    numpy and numba. Returns ``{criterion: iou}`` and ``{criterion: seconds}``.
+    """
+    import importlib.util
+    origin = importlib.util.find_spec('mmdet3d').origin
+    path = os.path.join(
+        os.path.dirname(origin), 'evaluation', 'functional', 'kitti_utils',
+        'rotate_iou.py')
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM='1')
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, 'in.npz'), os.path.join(tmp, 'out.npz')
+        np.savez(src, boxes=boxes, query=query_boxes,
+                 criteria=np.asarray(criteria, dtype=np.int64))
+        proc = subprocess.run(
+            [sys.executable, '-c', _GPU_IOU_SCRIPT, path, src, dst],
+            env=env, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError('rotate_iou_gpu_eval under NUMBA_ENABLE_CUDASIM '
+                               f'failed:\n{proc.stderr[-4000:]}')
+        out = np.load(dst)
+        return ({c: out[f'iou{c}'] for c in criteria},
+                {c: float(out[f'sec{c}']) for c in criteria})
+
+
+def _silence_warning_registry_race() -> None:
+    """Under the simulator, numpy's division warnings add ``__warningregistry__``
+    to the kernel module's globals, racing with the simulator's per-thread swap
+    of those globals ("dictionary changed size during iteration"): create it
+    beforehand."""
+    from mmdet3d.evaluation.functional.kitti_utils import rotate_iou
+    rotate_iou.__dict__.setdefault('__warningregistry__', {})
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(
         description='Run a KITTI metric on pickled data samples, write JSON.')
@@ -382,11 +446,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     import mmdet3d_skd.evaluation.cpu_kitti_metric  # noqa: F401
 
     if os.environ.get('NUMBA_ENABLE_CUDASIM') == '1':
-        # numpy's division warnings add __warningregistry__ to the kernel
-        # module's globals, racing with the simulator's per-thread swap of
-        # those globals ("dictionary changed size during iteration")
-        from mmdet3d.evaluation.functional.kitti_utils import rotate_iou
-        rotate_iou.__dict__.setdefault('__warningregistry__', {})
+        _silence_warning_registry_race()
     with open(args.samples, 'rb') as f:
         samples = pickle.load(f)
     seconds = []

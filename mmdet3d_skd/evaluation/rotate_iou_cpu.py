@@ -36,15 +36,19 @@ __all__ = ['rotate_iou_cpu_eval']
 # error_model='numpy': float division by zero gives inf/nan as in CUDA instead of
 # raising ZeroDivisionError (Python semantics, numba's default on the CPU).
 _JIT = dict(nopython=True, nogil=True, cache=True, error_model='numpy')
+# device functions: inlined into the caller as in the CUDA kernel (inline=True
+# there); lets numba drop the reference counting of the many small array views,
+# about 10x faster than separate calls, same results bit for bit
+_DEVICE = dict(inline='always', **_JIT)
 
 
-@numba.jit(**_JIT)
+@numba.jit(**_DEVICE)
 def _trangle_area(a, b, c):
     return ((a[0] - c[0]) * (b[1] - c[1]) - (a[1] - c[1]) *
             (b[0] - c[0])) / 2.0
 
 
-@numba.jit(**_JIT)
+@numba.jit(**_DEVICE)
 def _area(int_pts, num_of_inter):
     area_val = 0.0
     for i in range(num_of_inter - 2):
@@ -54,7 +58,7 @@ def _area(int_pts, num_of_inter):
     return area_val
 
 
-@numba.jit(**_JIT)
+@numba.jit(**_DEVICE)
 def _sort_vertex_in_convex_polygon(int_pts, num_of_inter, center, v, vs):
     """Sort the vertices by angle around their mean (insertion sort on a
     pseudo-angle), in place; ``center``, ``v`` (2) and ``vs`` (16) are scratch."""
@@ -93,7 +97,7 @@ def _sort_vertex_in_convex_polygon(int_pts, num_of_inter, center, v, vs):
                 int_pts[j * 2 + 1] = ty
 
 
-@numba.jit(**_JIT)
+@numba.jit(**_DEVICE)
 def _line_segment_intersection(pts1, pts2, i, j, temp_pts, A, B, C, D):
     """Intersection of edge ``i`` of ``pts1`` with edge ``j`` of ``pts2`` into
     ``temp_pts``; ``A``-``D`` (2 each) are scratch, as the kernel's local arrays."""
@@ -133,7 +137,7 @@ def _line_segment_intersection(pts1, pts2, i, j, temp_pts, A, B, C, D):
     return False
 
 
-@numba.jit(**_JIT)
+@numba.jit(**_DEVICE)
 def _point_in_quadrilateral(pt_x, pt_y, corners):
     ab0 = corners[2] - corners[0]
     ab1 = corners[3] - corners[1]
@@ -152,7 +156,7 @@ def _point_in_quadrilateral(pt_x, pt_y, corners):
     return abab >= abap and abap >= 0 and adad >= adap and adap >= 0
 
 
-@numba.jit(**_JIT)
+@numba.jit(**_DEVICE)
 def _quadrilateral_intersection(pts1, pts2, int_pts, temp_pts, A, B, C, D):
     num_of_inter = 0
     for i in range(4):
@@ -176,7 +180,7 @@ def _quadrilateral_intersection(pts1, pts2, int_pts, temp_pts, A, B, C, D):
     return num_of_inter
 
 
-@numba.jit(**_JIT)
+@numba.jit(**_DEVICE)
 def _rbbox_to_corners(corners, rbbox, corners_x, corners_y):
     # clockwise corners, rotated clockwise
     angle = rbbox[4]
@@ -206,7 +210,7 @@ def _rbbox_to_corners(corners, rbbox, corners_x, corners_y):
 _SCRATCH = 70
 
 
-@numba.jit(**_JIT)
+@numba.jit(**_DEVICE)
 def _inter(rbbox1, rbbox2, s):
     """Intersection area of two rotated boxes; ``s`` is float32 scratch."""
     corners1 = s[0:8]
@@ -225,7 +229,7 @@ def _inter(rbbox1, rbbox2, s):
     return _area(intersection_corners, num_intersection)
 
 
-@numba.jit(**_JIT)
+@numba.jit(**_DEVICE)
 def _dev_rotate_iou_eval(rbox1, rbox2, criterion, s):
     area1 = rbox1[2] * rbox1[3]
     area2 = rbox2[2] * rbox2[3]
