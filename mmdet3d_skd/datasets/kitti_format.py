@@ -141,4 +141,3 @@ def read_label(path: str) -> List[dict]:
             obj['score'] = float(vals[14])
         objects.append(obj)
     return objects
-
