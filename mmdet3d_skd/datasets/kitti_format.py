@@ -80,9 +80,9 @@ def read_calib(path: str, required: Iterable[str] = REQUIRED_CALIB) -> Dict[str,
             key, rest = line.split(':', 1)
             key = key.strip()
         else:
-            key, _, rest = line.partition(' ')
+            key, rest = (line.split(None, 1) + [''])[:2]
         tokens = rest.split()
-        if not key or ' ' in key or '\t' in key:
+        if len(key.split()) != 1:
             raise ValueError(f'{path}: line {n}: no "KEY: values" row: {raw[:60]!r}')
         name = CALIB_ALIASES.get(key, key)
         where = f'row {key!r} (line {n})'
