@@ -504,6 +504,23 @@ def test_sound_checkpoint_loads_as_before(good_ckpt):
         load_checkpoint(Toy(), str(good_ckpt.with_name('absent.pth')))
 
 
+def test_checkpoint_written_without_crc32s_still_loads(tmp_path):
+    """torch.serialization.set_crc32_options(False) writes CRC 0: nothing to check, no error."""
+    set_crc = getattr(torch.serialization, 'set_crc32_options', None)
+    if set_crc is None:
+        pytest.skip('torch without set_crc32_options')
+    before = torch.serialization.get_crc32_options()
+    path = tmp_path / 'nocrc.pth'
+    try:
+        set_crc(False)
+        torch.save(dict(state_dict=Toy().state_dict()), path)
+    finally:
+        set_crc(before)
+    with zipfile.ZipFile(path) as z:
+        assert all(i.CRC == 0 for i in z.infolist() if i.file_size)
+    load_checkpoint(Toy(), str(path), map_location='cpu')
+
+
 class _Evil:
     def __reduce__(self):
         return (print, ('never',))
