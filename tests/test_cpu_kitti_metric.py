@@ -101,7 +101,9 @@ def test_rotate_iou_matches_mmdet3d_kernel():
         ref = gpu[criterion]
         cpu = rotate_iou_cpu_eval(boxes, query, criterion)
         assert cpu.shape == ref.shape == (len(boxes), len(query))
-        np.testing.assert_allclose(cpu, ref, rtol=1e-5, atol=1e-5)
+        # 1e-4: float32 intersection points of nearly parallel edges are
+        # ill-conditioned; the simulator computes some steps in float64
+        np.testing.assert_allclose(cpu, ref, rtol=1e-5, atol=1e-4)
     cpu = rotate_iou_cpu_eval(boxes, query)
     assert (cpu[:30] > 0).mean() > 0.2  # the random boxes do overlap
     assert cpu[30, 0] == pytest.approx(1, abs=1e-6)
