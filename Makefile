@@ -11,6 +11,10 @@ WHEELHOUSE ?= $(HOME)/.cache/mmdet3d_skd/wheels
 
 .PHONY: install test demo bench clean-venv
 
+# The main job: generate the synthetic data set when missing, train SKD-WM3D weakly, validate
+# with the KITTI metric (the table is printed at the end of training).
+DATA ?= data/synth_kitti
+
 install:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q $(C) "setuptools<81" wheel
@@ -35,6 +39,17 @@ test:
 	@test -x $(PY) || { echo "no $(VENV): run 'make install' first"; exit 1; }
 	$(PY) -m pytest -q tests; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+demo:
+	@test -x $(PY) || { echo "no $(VENV): run 'make install' first"; exit 1; }
+	@test -f $(DATA)/kitti_infos_val.pkl || $(PY) tools/generate_synthetic.py --out $(DATA) --workers 2
+	$(PY) tools/train.py configs/skd_wm3d_synth.py --work-dir work_dirs/skd_wm3d_synth \
+	  --cfg-options train_dataloader.dataset.data_root=$(DATA)/ val_dataloader.dataset.data_root=$(DATA)/ \
+	  test_dataloader.dataset.data_root=$(DATA)/ val_evaluator.ann_file=$(DATA)/kitti_infos_val.pkl \
+	  test_evaluator.ann_file=$(DATA)/kitti_infos_val.pkl
+
+bench:
+	$(PY) tools/benchmarks/run_benchmarks.py
 
 clean-venv:
 	rm -rf $(VENV)
