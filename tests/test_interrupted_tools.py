@@ -112,9 +112,6 @@ def test_generator_killed_half_way_completes_on_rerun(tmp_path, capsys):
     assert set(temporaries(out)) <= left_by_kill
 
 
-@pytest.mark.xfail(strict=True, reason='generate() does not sweep the hidden temporaries of '
-                   'atomic writes a SIGKILL interrupted (tools/generate_depth.py does); fix: '
-                   'after prepare_folder, remove training/<sub>/.*.tmp and <out>/.*.tmp')
 def test_generator_rerun_removes_temporaries_of_a_killed_write(tmp_path):
     """What a kill inside ``atomic_write_bytes`` leaves: the hidden temporary, no target."""
     from mmdet3d_skd.datasets.synthetic import generate

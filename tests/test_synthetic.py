@@ -519,9 +519,11 @@ def test_deterministic_and_resumable(tmp_path):
     before = open(img, 'rb').read()
     os.unlink(img)
     os.unlink(osp.join(root, 'kitti_infos_val.pkl'))
-    # a stray temporary file from an interrupted run is ignored
-    open(osp.join(root, 'training', 'image_2', '.000001.png.x.tmp'), 'wb').close()
+    # a stray temporary file from an interrupted run is removed
+    stray = osp.join(root, 'training', 'image_2', '.000001.png.x.tmp')
+    open(stray, 'wb').close()
     s = gen.generate(root, 3, 1, **kw)
+    assert not osp.exists(stray)
     assert (s['written'], s['skipped']) == (1, 3)
     assert open(img, 'rb').read() == before
     assert osp.isfile(osp.join(root, 'kitti_infos_val.pkl'))

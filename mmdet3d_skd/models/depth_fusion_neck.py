@@ -17,10 +17,12 @@ def pool_depth(depth: Tensor, size: Sequence[int]) -> Tensor:
     """Resize a sparse/dense depth map (B,1,H,W) to ``size`` by the mean of its valid pixels.
 
     Bilinear resizing would mix invalid zeros into the values; a masked average keeps every
-    output cell either the mean of its valid depths or 0 (invalid).
+    output cell either the mean of its valid depths or 0 (invalid). Non-finite and
+    non-positive depths count as invalid.
     """
-    valid = (depth > 0).to(depth.dtype)
-    num = F.adaptive_avg_pool2d(depth * valid, size)
+    ok = torch.isfinite(depth) & (depth > 0)
+    valid = ok.to(depth.dtype)
+    num = F.adaptive_avg_pool2d(torch.where(ok, depth, torch.zeros_like(depth)), size)
     den = F.adaptive_avg_pool2d(valid, size)
     return torch.where(den > 0, num / den.clamp(min=1e-6), torch.zeros_like(num))
 

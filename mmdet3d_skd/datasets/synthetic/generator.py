@@ -17,6 +17,7 @@ Label rules (KITTI-like, every pixel count from the renderer, see ``render.py``)
   a ``DontCare`` line with the visible box when more than ``min_dontcare_pixels`` (20) pixels
   are visible, else nothing. Clutter (buildings, poles, trees, crates) is never labelled.
 """
+import glob
 import json
 import math
 import os
@@ -237,6 +238,13 @@ def prepare_folder(root: str, ident: dict, overwrite: bool) -> None:
     kitti_io.atomic_write_text(wpath, json.dumps(ident, indent=2, sort_keys=True) + '\n')
 
 
+def remove_temporaries(root: str) -> None:
+    """Delete the hidden temporaries (``.<name>.<rand>.tmp``) of writes a kill interrupted."""
+    for folder in [root] + [osp.join(root, 'training', sub) for sub in SUBDIRS]:
+        for path in glob.glob(osp.join(folder, '.*.tmp')):
+            os.unlink(path)
+
+
 def build_info(root: str, idx: int, cfg: WorldConfig) -> dict:
     """The mmdet3d v2 info entry of a written frame, from its label, calib and meta files."""
     paths = frame_paths(root, idx)
@@ -309,6 +317,7 @@ def generate(out_dir: str, num_train: int = 3000, num_val: int = 500, seed: int 
         raise ValueError(f'image size {cfg.width}x{cfg.height} is too small')
     ident = world_identity(cfg, seed, num_train, num_val)
     prepare_folder(out_dir, ident, overwrite)
+    remove_temporaries(out_dir)
     todo = [i for i in range(num_train + num_val) if not frame_complete(out_dir, i)]
     bar = None
     if progress:
