@@ -30,7 +30,7 @@ setup(
         'tqdm',
     ],
     extras_require={
-        'tests': ['pytest>=7', 'hypothesis>=6'],
+        'tests': ['pytest>=7', 'hypothesis>=6', 'transformers>=4.45'],
         'mim': ['openmim==0.3.9'],
     },
     classifiers=[

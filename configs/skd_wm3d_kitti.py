@@ -104,5 +104,7 @@ param_scheduler = [
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=2.5e-4),
                      clip_grad=dict(max_norm=35, norm_type=2))
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
-visualizer = dict(type='Det3DLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+# Det3DLocalVisualizer + projection with ori_cam2img on the original image, a BEV panel, and
+# no crash on images without detections (see mmdet3d_skd/visualization.py)
+visualizer = dict(type='SKDLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 auto_scale_lr = dict(enable=False, base_batch_size=32)

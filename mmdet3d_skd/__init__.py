@@ -10,6 +10,6 @@ from .version import __version__
 
 register_safe_globals()
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registration)
+from . import datasets, engine, evaluation, models, visualization  # noqa: E402,F401
 
-__all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models']
+__all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models', 'visualization']
