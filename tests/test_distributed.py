@@ -1,6 +1,7 @@
 """Two-process training on the CPU (gloo) through tools/dist_train.sh: the ranks train on
 different samples, GradModulationHook applies the same coefficients on both (from the losses
-averaged over the ranks), the weights stay identical, and the distributed validation runs."""
+averaged over the ranks), the weights stay identical, the distributed validation runs, and
+tools/dist_test.sh evaluates the checkpoint on two ranks."""
 import os
 import socket
 import subprocess
@@ -115,3 +116,18 @@ def test_rank_zero_logs_the_coefficients_checkpoint_and_distributed_validation(t
     ckpt = torch.load(two_rank_run / f'iter_{ITERS}.pth', map_location='cpu',
                       weights_only=False)
     assert ckpt['grad_modulation_hook'] == load_ranks(two_rank_run)[0]['grad_modulation_hook']
+
+
+def test_dist_test_script_evaluates_the_checkpoint_on_two_ranks(two_rank_run, tmp_path):
+    cfg_file = two_rank_run.parent / 'cfg.py'
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
+               PYTHONPATH=str(REPO))
+    run = subprocess.run(['bash', 'tools/dist_test.sh', str(cfg_file),
+                          str(two_rank_run / f'iter_{ITERS}.pth'), '2',
+                          '--work-dir', str(tmp_path / 'test')],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    assert 'Load checkpoint from' in out and 'Car AP40@0.70, 0.70, 0.70' in out
+    log = next((tmp_path / 'test').glob('*/*.log')).read_text()
+    assert 'Distributed training: True' in log  # mmengine's wording for a distributed run
