@@ -238,3 +238,24 @@ def test_labelled_occluder_is_not_taken_for_the_object():
     assert inside_car(pp.points[0][pp.mask[0]]).all()
     assert pp.depth_target[0].item() == pytest.approx(CAR_C[2], abs=0.4)
     assert pp.depth_target[1].item() == pytest.approx(OCC_C[2], abs=0.4)
+
+
+def test_subsampled_depth_keeps_pixels_and_camera_exact():
+    """Each kept pixel back-projects to the same camera point on the sub-grid as at full res."""
+    from mmdet3d_skd.models.geometry import backproject
+    from mmdet3d_skd.models.pseudo_points import subsample_depth
+    k = torch.tensor([[700., 0., 300., 40.], [0., 700., 100., 0.2], [0., 0., 1., 0.003],
+                      [0., 0., 0., 1.]])
+    depth = torch.rand(12, 16) * 50 + 1
+    boxes = torch.tensor([[2., 3., 10., 9.]])
+    for s in (2, 3):
+        sub, k_sub, b_sub = subsample_depth(depth, k, boxes, s)
+        o = s // 2
+        j, i = 2, 1  # a sub-pixel and its full-resolution pixel
+        full = backproject(torch.tensor([[s * j + o + 0.5, s * i + o + 0.5]]),
+                           depth[s * i + o, s * j + o][None], k[None])
+        part = backproject(torch.tensor([[j + 0.5, i + 0.5]]), sub[i, j][None], k_sub[None])
+        assert torch.allclose(full, part, atol=1e-4)
+        # a box edge maps with the same affine as the pixel centres
+        c = o + 0.5 - s / 2
+        assert torch.allclose(b_sub * s + c, boxes)
