@@ -91,7 +91,12 @@ test_evaluator = val_evaluator
 
 custom_hooks = [
     dict(type='GradModulationHook', warmup_iters=1000, alpha=1.0, beta=0.5, k_min=0.2),
+    # stop at the first NaN/inf loss, before the step, keeping last_good.pth
+    dict(type='NonFiniteLossHook'),
 ]
+# a fixed seed: mmengine re-seeds a resumed run before reading the checkpoint's seed, so
+# --resume is exact only with a seed in the config (docs/weak_supervision_guards.md)
+randomness = dict(seed=0)
 
 max_epochs = 72
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=5)

@@ -39,6 +39,10 @@ def small_synth_cfg(data_root, work_dir, max_iters=4, batch_size=2, input_size=(
     cfg = Config.fromfile(str(REPO / config))
     root = str(data_root) + '/'
     cfg.work_dir = str(work_dir)
+    # mmengine reuses one visualizer per name: a second in-process runner would log into the
+    # first one's folder
+    cfg.visualizer.name = f'visualizer_{abs(hash(str(work_dir)))}'
+    cfg.experiment_name = f'test_{abs(hash(str(work_dir)))}'
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dl = cfg[name]
         dl.dataset.data_root = root

@@ -17,4 +17,4 @@ train_pipeline = [
 # weak=False: WeakKittiDataset is exactly mmdet3d's KittiDataset (3D labels kept)
 train_dataloader = dict(dataset=dict(weak=False,
                                      pipeline=train_pipeline))
-custom_hooks = []
+custom_hooks = [dict(type='NonFiniteLossHook')]

@@ -2,4 +2,4 @@
 _base_ = ['../skd_wm3d_synth.py']
 model = dict(teacher_neck=None, teacher_head=None, distill_loss=None,
              feature_distill_loss=None)
-custom_hooks = []
+custom_hooks = [dict(type='NonFiniteLossHook')]

@@ -1,4 +1,5 @@
-"""Engine: the gradient-targeted transfer modulation hook."""
+"""Engine hooks: gradient-targeted transfer modulation, and stopping on non-finite losses."""
 from .grad_modulation_hook import GradModulationHook
+from .non_finite_hook import NonFiniteLossError, NonFiniteLossHook
 
-__all__ = ['GradModulationHook']
+__all__ = ['GradModulationHook', 'NonFiniteLossError', 'NonFiniteLossHook']
