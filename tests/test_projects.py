@@ -192,7 +192,6 @@ def every_parameter_gets_a_gradient(runner):
 def test_smoke_skd_trains_weakly_and_validates(synth_data, tmp_path):
     cfg = small_synth_cfg(synth_data, tmp_path / 'smoke', max_iters=3, config=SMOKE_SYNTH)
     cfg.randomness = dict(seed=0)
-    cfg.visualizer.name = 'smoke_skd_test'  # a fresh visualizer writing to this work_dir
     runner = Runner.from_cfg(cfg)
     runner.train()
     rows = scalars(tmp_path / 'smoke')
@@ -215,7 +214,6 @@ def test_full_supervision_distillation_trains(synth_data, tmp_path):
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None  # same inference as SKDWM3D
     cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
     cfg.randomness = dict(seed=0)
-    cfg.visualizer.name = 'skd_full_distill_test'
     runner = Runner.from_cfg(cfg)
     runner.train()
     rows = scalars(tmp_path / 'full')

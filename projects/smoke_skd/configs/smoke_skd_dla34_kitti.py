@@ -61,7 +61,8 @@ model = dict(
                       uncertainty='teacher'),
     feature_distill_loss=dict(type='UncertaintyDistillLoss', loss_weight=1.0,
                               uncertainty='teacher'),
-    pseudo_points=dict(),
+    # pseudo points from every 2nd depth pixel, as configs/skd_wm3d_kitti.py
+    pseudo_points=dict(depth_stride=2),
     # branch: 'student' (the image alone) or 'teacher' (needs depth maps at test time)
     test_cfg=dict(_delete_=True, branch='student', topk=100, local_max_kernel=3,
                   score_thr=0.25))
@@ -96,7 +97,11 @@ test_evaluator = val_evaluator
 
 custom_hooks = [
     dict(type='GradModulationHook', warmup_iters=1000, alpha=1.0, beta=0.5, k_min=0.2),
+    # stop at the first NaN/inf loss, before the step, keeping last_good.pth
+    dict(type='NonFiniteLossHook'),
 ]
+# a fixed seed: --resume is exact only with a seed in the config (as configs/skd_wm3d_kitti.py)
+randomness = dict(seed=0)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=500),
     dict(type='MultiStepLR', begin=0, end={{_base_.max_epochs}}, by_epoch=True,

@@ -46,6 +46,7 @@ test_evaluator = val_evaluator
 
 custom_hooks = [
     dict(type='GradModulationHook', warmup_iters=200, alpha=1.0, beta=0.5, k_min=0.2),
+    dict(type='NonFiniteLossHook'),
 ]
 
 max_iters = 1500
