@@ -50,8 +50,8 @@ custom_hooks = [
     dict(type='NonFiniteLossHook'),
 ]
 
-# Schedule: iteration-based, sized for about 15 minutes on 2 cores.
-max_iters = 1500
+# Schedule: iteration-based, sized for about 15 minutes on 2 cores (batch 8).
+max_iters = 1000
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 param_scheduler = [

@@ -51,13 +51,13 @@ def test_weak_training_lowers_the_losses_and_validation_prints_kitti_ap(synth_da
 
 
 def test_checkpoint_mim_test_and_resume(synth_data, tmp_path):
-    """Train a few iterations, save, ``mim test`` the checkpoint, then ``--resume``."""
+    """``mim train`` a few iterations, ``mim test`` the checkpoint, then ``--resume``."""
     work = tmp_path / 'ckpt'
     cfg = small_synth_cfg(synth_data, work, max_iters=2)
     cfg_file = tmp_path / 'cfg.py'
     cfg.dump(str(cfg_file))
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    run = subprocess.run([str(VENV_BIN / 'python'), 'tools/train.py', str(cfg_file)],
+    run = subprocess.run([str(VENV_BIN / 'mim'), 'train', 'mmdet3d', str(cfg_file)],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     ckpt = work / 'iter_2.pth'

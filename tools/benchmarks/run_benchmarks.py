@@ -309,7 +309,7 @@ def write_report(path: Path, results: dict, speed: dict, args, wall: float) -> N
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', type=Path, default=REPO / 'data' / 'synth_kitti')
-    p.add_argument('--iters', type=int, default=1500)
+    p.add_argument('--iters', type=int, default=1000)
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--runs', default=','.join(r.key for r in RUNS))
     p.add_argument('--work-dir', type=Path, default=REPO / 'work_dirs' / 'bench')
