@@ -16,11 +16,15 @@ def kitti_real() -> Path:
     return KITTI_REAL
 
 
-@pytest.fixture(scope='session', autouse=True)
+@pytest.fixture(autouse=True)
 def mmdet3d_scope():
-    """Build transforms and models by name in mmdet3d's scope, as mmdet3d's runner does."""
+    """Build transforms and models by name in mmdet3d's scope, as mmdet3d's runner does
+    (a runner built by another test may have left another default scope current)."""
     from mmdet3d.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
+    from mmengine.registry import DefaultScope
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmdet3d'):
+        yield
 
 
 @pytest.fixture(scope='session')
