@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import CameraInstance3DBoxes
-from .geometry import alpha_to_yaw, backproject, to_4x4
+from .geometry import alpha_to_yaw, backproject, gravity_to_bottom, to_4x4
 
 # KITTI class means (l, h, w) in metres, in mmdet3d's order Pedestrian, Cyclist, Car.
 KITTI_DIMS_PRIOR = ((0.84, 1.76, 0.66), (1.76, 1.74, 0.60), (3.88, 1.53, 1.63))
@@ -256,32 +256,35 @@ class SKDHead(BaseModule):
         """3D (CameraInstance3DBoxes) and 2D detections of each image."""
         cfg = self.test_cfg
         heat = get_local_maximum(preds['heatmap'].sigmoid(), cfg.get('local_max_kernel', 3))
-        b, _, h, w = heat.shape
-        k = min(cfg.get('topk', 50), h * w)
-        scores, _, labels, ys, xs = get_topk_from_heatmap(heat, k=k)
-        stride = input_shape[0] / h
-        cam2img = sample_cam2img(data_samples, heat.device)
-        batch_idx = torch.arange(b, device=heat.device)[:, None].expand(b, k).reshape(-1)
-        cells = torch.stack([xs.reshape(-1), ys.reshape(-1)], 1).long()
-        labels = labels.reshape(-1).long()
-        dec = self.decode(self.gather(preds, batch_idx, cells), cells, labels,
-                          cam2img[batch_idx], stride)
-        bottom = dec['center'] + torch.stack(
-            [torch.zeros_like(dec['depth']), dec['dims'][:, 1] / 2,
-             torch.zeros_like(dec['depth'])], 1)
-        boxes = torch.cat([bottom, dec['dims'], dec['yaw'][:, None]], 1).reshape(b, k, 7)
-        box2d, scores = dec['box2d'].reshape(b, k, 4), scores.reshape(b, k)
-        labels = labels.reshape(b, k)
-        results_3d, results_2d = [], []
-        for i in range(b):
-            keep = scores[i] > cfg.get('score_thr', 0.05)
-            inst3d, inst2d = InstanceData(), InstanceData()
-            inst3d.bboxes_3d = CameraInstance3DBoxes(boxes[i][keep], box_dim=7)
-            inst3d.scores_3d = scores[i][keep]
-            inst3d.labels_3d = labels[i][keep]
-            inst2d.bboxes = box2d[i][keep]
-            inst2d.scores = scores[i][keep]
-            inst2d.labels = labels[i][keep]
-            results_3d.append(inst3d)
-            results_2d.append(inst2d)
-        return results_3d, results_2d
+        return detections_from_heatmap(self, heat, preds, data_samples, input_shape,
+                                       cfg.get('topk', 50), cfg.get('score_thr', 0.05))
+
+
+def detections_from_heatmap(head, heat: Tensor, preds: Dict[str, Tensor], data_samples: Sequence,
+                            input_shape: Tuple[int, int], topk: int,
+                            score_thr: float) -> Tuple[List[InstanceData], List[InstanceData]]:
+    """The top-k peaks of ``heat`` (B,K,h,w scores), decoded by ``head.gather`` and
+    ``head.decode``, as per-image 3D (CameraInstance3DBoxes, bottom centre) and 2D
+    InstanceData above ``score_thr``. Shared by SKDHead and SMOKESKDHead."""
+    b, _, h, w = heat.shape
+    k = min(topk, h * w)
+    scores, _, labels, ys, xs = get_topk_from_heatmap(heat, k=k)
+    cam2img = sample_cam2img(data_samples, heat.device)
+    batch_idx = torch.arange(b, device=heat.device)[:, None].expand(b, k).reshape(-1)
+    cells = torch.stack([xs.reshape(-1), ys.reshape(-1)], 1).long()
+    dec = head.decode(head.gather(preds, batch_idx, cells), cells, labels.reshape(-1).long(),
+                      cam2img[batch_idx], input_shape[0] / h)
+    boxes = torch.cat([gravity_to_bottom(dec['center'], dec['dims']), dec['dims'],
+                       dec['yaw'][:, None]], 1).reshape(b, k, 7)
+    box2d = dec['box2d'].reshape(b, k, 4)
+    results_3d, results_2d = [], []
+    for i in range(b):
+        keep = scores[i] > score_thr
+        inst3d, inst2d = InstanceData(), InstanceData()
+        inst3d.bboxes_3d = CameraInstance3DBoxes(boxes[i][keep], box_dim=7)
+        inst3d.scores_3d = inst2d.scores = scores[i][keep]
+        inst3d.labels_3d = inst2d.labels = labels[i][keep].long()
+        inst2d.bboxes = box2d[i][keep]
+        results_3d.append(inst3d)
+        results_2d.append(inst2d)
+    return results_3d, results_2d

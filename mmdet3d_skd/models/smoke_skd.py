@@ -33,15 +33,14 @@ The targets are SKDHead's (:meth:`SKDHead.get_targets`), so a SMOKE teacher and 
 from typing import Dict, List, Sequence, Tuple
 
 import torch
-from mmdet.models.utils.gaussian_target import get_local_maximum, get_topk_from_heatmap
+from mmdet.models.utils.gaussian_target import get_local_maximum
 from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmdet3d.models.dense_heads import SMOKEMono3DHead
 from mmdet3d.registry import MODELS
-from mmdet3d.structures import CameraInstance3DBoxes
 from .geometry import to_4x4
-from .skd_head import SKDHead, Targets, sample_cam2img
+from .skd_head import SKDHead, Targets, detections_from_heatmap
 
 # (name, first channel, last channel + 1) of ``bbox_pred``
 LAYOUT = (('depth', 0, 1), ('offset', 1, 3), ('dims', 3, 6), ('orient', 6, 8),
@@ -215,34 +214,8 @@ class SMOKESKDHead(SMOKEMono3DHead):
         check_input_frame(data_samples)
         cfg = self.test_cfg
         heat = get_local_maximum(preds['heatmap'], cfg['local_max_kernel'])
-        b, _, h, w = heat.shape
-        k = min(cfg['topk'], h * w)
-        scores, _, labels, ys, xs = get_topk_from_heatmap(heat, k=k)
-        stride = input_shape[0] / h
-        cam2img = sample_cam2img(data_samples, heat.device)
-        batch_idx = torch.arange(b, device=heat.device)[:, None].expand(b, k).reshape(-1)
-        cells = torch.stack([xs.reshape(-1), ys.reshape(-1)], 1).long()
-        labels = labels.reshape(-1).long()
-        dec = self.decode(self.gather(preds, batch_idx, cells), cells, labels,
-                          cam2img[batch_idx], stride)
-        bottom = dec['center'].clone()
-        bottom[:, 1] += dec['dims'][:, 1] / 2
-        boxes = torch.cat([bottom, dec['dims'], dec['yaw'][:, None]], 1).reshape(b, k, 7)
-        box2d, scores, labels = dec['box2d'].reshape(b, k, 4), scores.reshape(b, k), \
-            labels.reshape(b, k)
-        results_3d, results_2d = [], []
-        for i in range(b):
-            keep = scores[i] > cfg['score_thr']
-            inst3d, inst2d = InstanceData(), InstanceData()
-            inst3d.bboxes_3d = CameraInstance3DBoxes(boxes[i][keep], box_dim=7)
-            inst3d.scores_3d = scores[i][keep]
-            inst3d.labels_3d = labels[i][keep]
-            inst2d.bboxes = box2d[i][keep]
-            inst2d.scores = scores[i][keep]
-            inst2d.labels = labels[i][keep]
-            results_3d.append(inst3d)
-            results_2d.append(inst2d)
-        return results_3d, results_2d
+        return detections_from_heatmap(self, heat, preds, data_samples, input_shape,
+                                       cfg['topk'], cfg['score_thr'])
 
 
 __all__ = ['SMOKESKDHead', 'check_input_frame', 'LAYOUT']
