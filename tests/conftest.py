@@ -16,14 +16,25 @@ def kitti_real() -> Path:
     return KITTI_REAL
 
 
+def _in_mmdet3d_scope():
+    from mmdet3d.utils import register_all_modules
+    from mmengine.registry import DefaultScope
+    register_all_modules(init_default_scope=False)
+    return DefaultScope.overwrite_default_scope('mmdet3d')
+
+
+@pytest.fixture(scope='module', autouse=True)
+def mmdet3d_scope_module():
+    """Module-scoped fixtures (built before function-scoped ones) see mmdet3d's scope too."""
+    with _in_mmdet3d_scope():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def mmdet3d_scope():
     """Build transforms and models by name in mmdet3d's scope, as mmdet3d's runner does
     (a runner built by another test may have left another default scope current)."""
-    from mmdet3d.utils import register_all_modules
-    from mmengine.registry import DefaultScope
-    register_all_modules(init_default_scope=False)
-    with DefaultScope.overwrite_default_scope('mmdet3d'):
+    with _in_mmdet3d_scope():
         yield
 
 
