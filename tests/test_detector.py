@@ -127,3 +127,15 @@ def test_student_alone_is_the_plain_detector():
     losses = model.loss(inputs(), samples())
     assert not any(n.startswith(('teacher.', 'distill.')) for n in losses)
     assert 'student.loss_align' in losses
+
+
+def test_2d_predictions_are_mapped_back_to_the_original_image():
+    """cam2img = A @ ori_cam2img (scale 0.5, shift (10, -4)): boxes go back through A^-1."""
+    from mmdet3d_skd.models.detector import boxes_to_original_image
+    k0 = torch.tensor(K)
+    a = torch.tensor([[0.5, 0., 10., 0.], [0., 0.5, -4., 0.], [0., 0., 1., 0.], [0., 0., 0., 1.]])
+    meta = dict(cam2img=(a @ k0).tolist(), ori_cam2img=K)
+    boxes = torch.tensor([[10., 6., 60., 36.]])
+    back = boxes_to_original_image(boxes, meta)
+    assert torch.allclose(back, torch.tensor([[0., 20., 100., 80.]]), atol=1e-4)
+    assert torch.equal(boxes_to_original_image(boxes, dict(cam2img=K)), boxes)

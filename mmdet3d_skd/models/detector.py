@@ -11,6 +11,23 @@ from .pseudo_points import batch_pseudo_points
 from .skd_head import FULL_3D_KEYS, Targets, sample_cam2img
 
 BRANCHES = ('teacher', 'student', 'distill')
+
+
+def boxes_to_original_image(boxes: Tensor, metainfo: dict) -> Tensor:
+    """2D boxes (N,4) of the network input mapped back to the original image.
+
+    The geometric transforms update ``cam2img`` = A @ ``ori_cam2img`` with A the image affine
+    (scale and translation); the KITTI metric's 2D table compares with the original labels,
+    so the boxes go through A^-1. Without ``ori_cam2img`` the boxes are returned unchanged.
+    """
+    if 'ori_cam2img' not in metainfo or len(boxes) == 0:
+        return boxes
+    k = torch.as_tensor(metainfo['cam2img'], dtype=torch.float64)[:3, :3]
+    k0 = torch.as_tensor(metainfo['ori_cam2img'], dtype=torch.float64)[:3, :3]
+    a_inv = (k0 @ torch.linalg.inv(k)).to(boxes)  # A^-1 = K0 K^-1
+    pts = boxes.reshape(-1, 2, 2)
+    pts = pts @ a_inv[:2, :2].T + a_inv[:2, 2]
+    return torch.cat([pts.min(1)[0], pts.max(1)[0]], 1)
 ATTRIBUTES = ('depth', 'offset', 'dims', 'orient')  # response-distilled, at GT centres
 
 
@@ -207,6 +224,8 @@ class SKDWM3D(SingleStageMono3DDetector):
                                                                  feat.device), input_hw)
             head = self.teacher_head
         res3d, res2d = head.predict_by_feat(head(feat), batch_data_samples, input_hw)
+        for inst, sample in zip(res2d, batch_data_samples):
+            inst.bboxes = boxes_to_original_image(inst.bboxes, sample.metainfo)
         return self.add_pred_to_datasample(batch_data_samples, res3d, res2d)
 
     def _forward(self, batch_inputs: dict, batch_data_samples=None):
