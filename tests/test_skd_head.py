@@ -50,7 +50,7 @@ def test_labels_outside_the_classes_are_a_clear_error():
 
 
 def test_decode_back_projects_the_offset_centre_at_the_depth():
-    head = make_head()
+    head = make_head(depth_mode='direct')
     cells = torch.tensor([[10, 5]])
     raw = dict(bbox2d=torch.tensor([[1., 2., 3., 4.]]), offset=torch.tensor([[0.5, -1.0]]),
                depth=torch.tensor([[math.log(20.0)]]), depth_logvar=torch.tensor([[0.3]]),
@@ -72,9 +72,38 @@ def test_decode_back_projects_the_offset_centre_at_the_depth():
         math.remainder(math.pi / 2 + math.atan2(x, z), 2 * math.pi), abs=1e-5)
 
 
+def test_geometric_depth_is_the_pinhole_depth_of_the_prior_height():
+    """depth_mode='geometric': z = f_y * H_prior / h_2d * exp(d); d = 0 gives the pinhole
+    depth of a prior-height object whose predicted 2D box is h_2d pixels tall."""
+    head = make_head(depth_mode='geometric')
+    cells = torch.tensor([[10, 5], [10, 5]])
+    # 2D boxes (l, t, r, b) in cells: heights (2 + 3) * 4 = 20 px and 10 * 4 = 40 px
+    raw = dict(bbox2d=torch.tensor([[1., 2., 1., 3.], [1., 5., 1., 5.]]),
+               offset=torch.zeros(2, 2), depth=torch.tensor([[0.0], [math.log(1.5)]]),
+               depth_logvar=torch.zeros(2, 1), dims=torch.zeros(2, 3),
+               orient=torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+    k = torch.tensor(K)[None].expand(2, 4, 4)
+    dec = head.decode(raw, cells, torch.tensor([2, 0]), k, stride=4.0)
+    fy = K[1][1]
+    assert dec['depth'][0].item() == pytest.approx(fy * 1.53 / 20.0, rel=1e-5)  # Car
+    assert dec['depth'][1].item() == pytest.approx(fy * 1.76 / 40.0 * 1.5, rel=1e-5)  # Ped
+    # the 2D box height is detached: depth gradients do not move the 2D box regression
+    raw['bbox2d'].requires_grad_(True)
+    raw['depth'].requires_grad_(True)
+    dec = head.decode(raw, cells, torch.tensor([2, 0]), k, stride=4.0)
+    dec['depth'].sum().backward()
+    assert raw['bbox2d'].grad is None or raw['bbox2d'].grad.abs().sum() == 0
+    assert raw['depth'].grad.abs().sum() > 0
+
+
+def test_unknown_depth_mode_is_a_clear_error():
+    with pytest.raises(ValueError, match='depth_mode'):
+        make_head(depth_mode='lidar')
+
+
 def test_full_supervision_losses_vanish_at_the_truth():
     """Predictions equal to the 3D labels give zero offset, dims and orientation losses."""
-    head = make_head(supervision='full')
+    head = make_head(supervision='full', depth_mode='direct')
     box3d = [[2.0, 1.5, 20.0, 3.9, 1.5, 1.6, 0.4]]  # bottom centre
     grav = torch.tensor([[2.0, 1.5 - 0.75, 20.0]])
     uv, _ = project_points(grav, torch.tensor(K)[None])
@@ -99,7 +128,8 @@ def test_full_supervision_losses_vanish_at_the_truth():
 
 
 def test_predict_returns_camera_boxes_at_the_peak():
-    head = make_head(test_cfg=dict(topk=5, local_max_kernel=3, score_thr=0.3))
+    head = make_head(depth_mode='direct',
+                     test_cfg=dict(topk=5, local_max_kernel=3, score_thr=0.3))
     preds = {k: torch.zeros(1, c, 24, 80) for k, c in
              [('bbox2d', 4), ('offset', 2), ('depth', 1), ('depth_logvar', 1), ('dims', 3),
               ('orient', 2)]}
