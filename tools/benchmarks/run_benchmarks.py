@@ -97,6 +97,9 @@ def train_and_test(run: Run, args, work: Path, ckpts: Dict[str, Path]) -> dict:
     opts = data_options(args.data) + [
         f'train_cfg.max_iters={args.iters}', f'train_cfg.val_interval={args.iters + 1}',
         f'default_hooks.checkpoint.interval={args.iters}', 'randomness.seed=0',
+        # the config's step schedule follows its own max_iters; keep it at 80 % of ours
+        f'param_scheduler.1.end={args.iters}',
+        f'param_scheduler.1.milestones=[{max(1, int(0.8 * args.iters))}]',
         f'train_dataloader.batch_size={args.batch_size}'] + args.cfg_options
     cmds, train_s = [], 0.0
     if run.train_from is None:
