@@ -1,6 +1,7 @@
 # SKD-WM3D sized for a 2-core CPU on the embedded synthetic data set (tools/generate_synthetic.py):
-# a ResNet-18 + CenterNet deconvolution neck at 384x128 instead of DLA-34 at 1280x384 (mmcv's CPU
-# deformable convolution is too slow for a CPU run), the synthetic data root and a short schedule.
+# a ResNet-18 + SECONDFPN (all stages at stride 4) at 384x128 instead of DLA-34 at 1280x384
+# (mmcv's CPU deformable convolution is too slow for a CPU run), the synthetic data root and a
+# short schedule.
 # Everything else (method, losses, hook, weak data path) comes from skd_wm3d_kitti.py.
 #   mim train mmdet3d configs/skd_wm3d_synth.py
 _base_ = ['./skd_wm3d_kitti.py']
@@ -11,11 +12,15 @@ backend_args = None
 
 model = dict(
     backbone=dict(_delete_=True, type='mmdet.ResNet', depth=18, num_stages=4,
-                  out_indices=(3, ), norm_cfg=dict(type='BN'), norm_eval=False,
+                  out_indices=(0, 1, 2, 3), norm_cfg=dict(type='BN'), norm_eval=False,
                   style='pytorch', init_cfg=None),
-    neck=dict(_delete_=True, type='mmdet.CTResNetNeck', in_channels=512,
-              num_deconv_filters=(128, 64, 64), num_deconv_kernels=(4, 4, 4),
-              use_dcn=False),
+    # every ResNet stage brought to stride 4 and concatenated (mmdet3d's SECONDFPN, 4 x 16
+    # channels, like DLA's aggregation): trained from scratch, the skips let the heatmap learn
+    # far sooner than CenterNet's skip-free deconvolution neck; unlike an FPN whose coarser
+    # outputs go unused, no parameter is left without a gradient (DDP); docs/benchmarks.md
+    neck=dict(_delete_=True, type='SECONDFPN', in_channels=[64, 128, 256, 512],
+              out_channels=[16, 16, 16, 16], upsample_strides=[1, 2, 4, 8],
+              norm_cfg=dict(type='BN', eps=1e-3, momentum=0.01)),
     bbox_head=dict(feat_channels=64),
     teacher_head=dict(feat_channels=64))
 

@@ -153,7 +153,7 @@ def model():
     # the synth config's detector, its ResNet-18 4x narrower (these tests are about the
     # losses' handling of bad boxes and depth, not capacity; 4x faster on a shared CPU)
     cfg.backbone.base_channels = 16
-    cfg.neck.in_channels = 128
+    cfg.neck.in_channels = [16, 32, 64, 128]
     m = MODELS.build(cfg)
     m.train()
     return m

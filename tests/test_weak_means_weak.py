@@ -123,7 +123,8 @@ def test_training_without_any_3d_field_gives_identical_losses(normal_run, weak_c
     rows_2d, weights_2d = train(weak_copy, tmp_path / 'weak')
     assert [r['iter'] for r in rows] == list(range(1, ITERS + 1))
     assert 'student.loss_depth' in rows[0] and 'distill.loss_feature' in rows[0]
-    assert rows[-1]['k_teacher'] != 1.0  # the GTM coefficients moved with the losses
+    # the GTM coefficients moved with the losses (which branch is damped depends on the pace)
+    assert any(rows[-1][k] != 1.0 for k in ('k_teacher', 'k_student', 'k_distill'))
     for a, b in zip(rows, rows_2d):
         assert a == b, {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
     assert weights.keys() == weights_2d.keys()
