@@ -28,3 +28,28 @@ def test_inference_costs_equal_a_plain_detector():
     speed = run_benchmarks.inference_probe(reps=1)
     assert speed['skd']['params'] == speed['full']['params']
     assert speed['skd']['flops'] == speed['full']['flops']
+
+
+def test_report_keeps_the_hand_written_notes(tmp_path):
+    """Rewriting the report replaces the tables and keeps what follows the notes marker."""
+    from types import SimpleNamespace
+    out = tmp_path / 'benchmarks.md'
+    args = SimpleNamespace(data=tmp_path, iters=3, batch_size=2, quick=True)
+    run_benchmarks.write_report(out, {}, {}, args, wall=60.0)
+    assert run_benchmarks.NOTES_MARKER in out.read_text()
+    out.write_text(out.read_text().replace('3 iterations', 'OLD TABLE') + '\n## Notes\nmine\n')
+    run_benchmarks.write_report(out, {}, {}, args, wall=60.0)
+    text = out.read_text()
+    assert 'OLD TABLE' not in text and '3 iterations' in text
+    assert text.endswith('## Notes\nmine\n') and text.count(run_benchmarks.NOTES_MARKER) == 1
+
+
+def test_depth_target_benchmark_measures_against_the_truth(synth_data):
+    """The depth-target benchmark scores every moderate car it finds against the exact truth;
+    the exact-depth quantile 0 of a noisy map lies in front of the centre (negative bias)."""
+    import depth_targets
+    r = depth_targets.measure(synth_data, frames=8, quantile=0.25, depth_stride=1)
+    assert 0 < r['valid'] <= r['cars']
+    assert abs(r['bias']) < 2.0 and 0 <= r['within1'] <= 1
+    near = depth_targets.measure(synth_data, frames=8, quantile=0.0, depth_stride=1)
+    assert near['bias'] < r['bias']

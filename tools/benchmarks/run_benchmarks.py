@@ -51,6 +51,9 @@ RUNS = [
 COLUMNS = [('Car_3D_AP40_{d}_strict', 'Car 3D@0.7'), ('Car_BEV_AP40_{d}_strict', 'Car BEV@0.7'),
            ('Car_3D_AP40_{d}_loose', 'Car 3D@0.5'), ('Car_BEV_AP40_{d}_loose', 'Car BEV@0.5')]
 PREFIX = 'Kitti metric/pred_instances_3d/KITTI/'
+# Everything below this line in the existing report (the hand-written analysis) is kept when
+# the report is rewritten.
+NOTES_MARKER = '<!-- notes below are kept when run_benchmarks.py rewrites this page -->'
 
 
 def machine() -> str:
@@ -305,8 +308,12 @@ def write_report(path: Path, results: dict, speed: dict, args, wall: float) -> N
             lines += [f'- {run.title} ({results[run.key]["train_s"] / 60:.1f} min train, '
                       f'{results[run.key]["test_s"] / 60:.1f} min test):']
             lines += [f'  `{c}`' for c in results[run.key]['commands']]
+    notes = ''
+    if path.exists() and NOTES_MARKER in path.read_text():
+        notes = path.read_text().split(NOTES_MARKER, 1)[1]
+    lines += ['', NOTES_MARKER]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text('\n'.join(lines) + '\n')
+    path.write_text('\n'.join(lines) + (notes if notes else '\n'))
 
 
 def main(argv=None) -> None:
