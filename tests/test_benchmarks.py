@@ -53,3 +53,22 @@ def test_depth_target_benchmark_measures_against_the_truth(synth_data):
     assert abs(r['bias']) < 2.0 and 0 <= r['within1'] <= 1
     near = depth_targets.measure(synth_data, frames=8, quantile=0.0, depth_stride=1)
     assert near['bias'] < r['bias']
+
+
+def test_error_breakdown_matches_cars_by_2d_overlap():
+    """Hand case: one car found with a 2 m depth error, one missed, one found exactly."""
+    import torch
+    import error_breakdown as eb
+    car = dict(bbox_label=2, occluded=0, truncated=0.0)
+    gts = [dict(car, bbox=[0, 0, 100, 50], bbox_3d=[0, 0, 20.0]),
+           dict(car, bbox=[500, 0, 560, 40], bbox_3d=[0, 0, 30.0]),
+           dict(car, bbox=[200, 0, 300, 50], bbox_3d=[0, 0, 10.0])]
+    boxes = torch.tensor([[0., 0., 100., 40.], [200., 0., 300., 50.], [900., 0., 950., 30.]])
+    depths = torch.tensor([22.0, 10.0, 5.0])
+    m = eb.match_cars(gts, boxes, depths)
+    assert m[1] == {} and abs(m[0]['iou'] - 0.8) < 1e-6 and abs(m[0]['dz'] - 2.0) < 1e-6
+    assert m[2] == dict(iou=1.0, dz=0.0)
+    s = eb.summarise(m)
+    assert abs(s['recall'] - 2 / 3) < 1e-9 and s['iou07'] == 1.0 and s['within1'] == 0.5
+    assert eb.match_cars(gts[:1], torch.zeros(0, 4), torch.zeros(0)) == [{}]
+    assert not eb.is_moderate_car(dict(car, bbox=[0, 0, 10, 20]))  # 20 px tall: too small
