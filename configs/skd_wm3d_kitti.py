@@ -57,8 +57,8 @@ model = dict(
                               uncertainty='teacher'),
     # pseudo points from every 2nd depth pixel: exact points, a quarter of the cost. Surface
     # depth = the lower quartile of the box's surface z: an estimator's per-pixel noise pulls
-    # the 5 % quantile towards the camera (-0.6 m median bias of the depth target on the
-    # synthetic val cars, -0.0 m with 0.25; docs/architecture.md)
+    # the 5 % quantile towards the camera (depth-target bias on 200 synthetic val frames:
+    # -0.35 m with 0.05, +0.14 m with 0.25; tools/benchmarks/depth_targets.py)
     pseudo_points=dict(depth_stride=2, surface_quantile=0.25),
     # branch: 'student' (the image alone) or 'teacher' (needs depth maps at test time)
     test_cfg=dict(branch='student', topk=100, local_max_kernel=3, score_thr=0.05))
