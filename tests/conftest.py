@@ -64,7 +64,7 @@ def small_synth_cfg(data_root, work_dir, max_iters=4, batch_size=2, input_size=(
         dl.num_workers = 0
         dl.persistent_workers = False
         for t in dl.dataset.pipeline:
-            if t['type'] == 'DepthAffineResize':
+            if t['type'] in ('DepthAffineResize', 'AffineResize'):
                 t['img_scale'] = input_size
     cfg.train_dataloader.batch_size = batch_size
     cfg.val_evaluator.ann_file = root + 'kitti_infos_val.pkl'
@@ -74,7 +74,7 @@ def small_synth_cfg(data_root, work_dir, max_iters=4, batch_size=2, input_size=(
     cfg.default_hooks.checkpoint.interval = max_iters
     cfg.default_hooks.logger.interval = 1
     cfg.param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
-    for hook in cfg.custom_hooks:
+    for hook in cfg.get('custom_hooks', []):
         if hook['type'] == 'GradModulationHook':
             hook['warmup_iters'] = min(hook['warmup_iters'], max(1, max_iters // 4))
     return cfg

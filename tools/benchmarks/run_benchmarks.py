@@ -46,6 +46,8 @@ RUNS = [
         'configs/benchmarks/teacher_test_synth.py', train_from='skd'),
     Run('full', '6. Fully supervised student (3D labels)',
         'configs/benchmarks/full_supervision_synth.py'),
+    Run('smoke', "7. mmdet3d's SMOKE, fully supervised (a known peer)",
+        'configs/benchmarks/smoke_full_synth.py'),
 ]
 # (metric key suffix, column title)
 COLUMNS = [('Car_3D_AP40_{d}_strict', 'Car 3D@0.7'), ('Car_BEV_AP40_{d}_strict', 'Car BEV@0.7'),
@@ -164,7 +166,8 @@ def inference_probe(reps: int) -> dict:
     """Latency of run 1's student vs run 6's plain detector, alternating in one process."""
     import torch
     from mmengine.analysis import get_model_complexity_info
-    models = {'skd': build_model(RUNS[0].config), 'full': build_model(RUNS[-1].config)}
+    config = {r.key: r.config for r in RUNS}
+    models = {'skd': build_model(config['skd']), 'full': build_model(config['full'])}
     inputs, samples = probe_batch(1)
     image_only = {'imgs': inputs['imgs']}
     times = {k: [] for k in models}
@@ -193,7 +196,8 @@ def inference_probe(reps: int) -> dict:
 def train_probe(reps: int) -> dict:
     """Time per training iteration of run 1 vs run 2, alternating in one process."""
     import torch
-    models = {'skd': build_model(RUNS[0].config), 'student': build_model(RUNS[1].config)}
+    config = {r.key: r.config for r in RUNS}
+    models = {'skd': build_model(config['skd']), 'student': build_model(config['student'])}
     inputs, samples = probe_batch(8)
     opts = {k: torch.optim.Adam(m.parameters(), 1e-4) for k, m in models.items()}
     times = {k: [] for k in models}
