@@ -148,14 +148,20 @@ def test_projection_zero_for_consistent_box_and_grows():
                                       K.expand(2, 4, 4), gt)
     assert (moved > 0.05).all() and (far > 0.05).all()
     # hand check of the formula: GT twice as wide (2w), same centre -> L1 = 2 * (w/2) / (2w) =
-    # 0.5; IoU = 0.5 and the enclosing box is the GT -> 1 - GIoU = 0.5; total 1.0
+    # 0.5, log(1 + 0.5); IoU = 0.5 and the enclosing box is the GT -> 1 - GIoU = 0.5
     rect = projected_box2d(center, dims, yaw, K.expand(2, 4, 4))
     gt2 = rect.clone()
     w = rect[:, 2] - rect[:, 0]
     gt2[:, 0] -= w / 2
     gt2[:, 2] += w / 2
     l2 = projection_consistency_loss(center, dims, yaw, K.expand(2, 4, 4), gt2)
-    assert torch.allclose(l2, torch.full((2,), 1.0), atol=1e-3)
+    assert torch.allclose(l2, torch.full((2,), math.log(1.5) + 0.5), atol=1e-3)
+    # a box 100 box-widths off costs log(1 + 200) + 2 at most, not 200: a few such boxes
+    # cannot swamp a batch
+    gt3 = rect.clone()
+    gt3[:, [0, 2]] -= 100 * w[:, None]
+    l3 = projection_consistency_loss(center, dims, yaw, K.expand(2, 4, 4), gt3)
+    assert (l3 < math.log(201.0) + 2.0 + 1e-3).all() and (l3 > math.log(201.0)).all()
 
 
 def test_projection_clips_to_image_and_handles_behind_camera():

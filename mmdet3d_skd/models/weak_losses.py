@@ -195,13 +195,18 @@ def projection_consistency_loss(center: Tensor,
     With ``r`` = :func:`projected_box2d` and ``g`` the 2D box of size ``(w_g, h_g)`` (clamped
     to ``>= 1`` px)::
 
-        L = sum_k |r_k - g_k| / (w_g, h_g, w_g, h_g)_k + giou_weight * (1 - GIoU(r, g))
+        L = log(1 + sum_k |r_k - g_k| / (w_g, h_g, w_g, h_g)_k) + giou_weight * (1 - GIoU(r, g))
+
+    The log keeps the term exact near a fit (``x - x^2/2``) and bounds what a badly wrong box
+    sends back: a box predicted near the camera projects to thousands of pixels, and a few such
+    instances made the plain L1 (hundreds of box sizes) swamp the batch's gradient and diverge
+    weak training (docs/benchmarks.md). GIoU is bounded and keeps pulling such boxes.
     """
     rect = projected_box2d(center, dims, yaw, cam2img, min_depth, img_shape)
     gt = boxes2d.detach().to(rect.dtype)
     wh = (gt[:, 2:] - gt[:, :2]).clamp(min=1.0)
     norm = torch.cat([wh, wh], dim=-1)
-    l1 = ((rect - gt).abs() / norm).sum(-1)
+    l1 = torch.log1p(((rect - gt).abs() / norm).sum(-1))
     if rect.shape[0] == 0 or giou_weight == 0:
         return l1
     giou = bbox_overlaps(rect, gt, mode='giou', is_aligned=True)
