@@ -89,3 +89,10 @@ def test_smoke_peer_trains_fully_supervised_and_validates(synth_data, tmp_path):
     assert len(losses) == 2 and all(v == v and abs(v) < 1e9 for v in losses)
     log = next((tmp_path / 'smoke').glob('*/*.log')).read_text()
     assert 'Car AP40@0.70, 0.70, 0.70' in log
+
+
+def test_report_prints_kitti_ap_in_percent_as_the_metric_gives_it():
+    """KittiMetric reports percent: 0.0555 is 0.0555 %, never 5.55 %."""
+    key = run_benchmarks.PREFIX + 'Car_3D_AP40_moderate_loose'
+    assert run_benchmarks.ap({key: 0.0555}, 'Car_3D_AP40_{d}_loose', 'moderate') == 0.0555
+    assert run_benchmarks.fmt(0.0555) == '0.06' and run_benchmarks.fmt(41.0) == '41.00'

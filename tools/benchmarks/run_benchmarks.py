@@ -248,12 +248,14 @@ def memory_child(key: str, reps: int) -> None:
 
 # ---------------------------------------------------------------------------- report
 def fmt(v: Optional[float]) -> str:
-    return '-' if v is None else f'{100 * v:.1f}' if v <= 1.0 else f'{v:.1f}'
+    """An AP in percent: two decimals (AP40s below 1 % are common early in training)."""
+    return '-' if v is None else f'{v:.2f}'
 
 
 def ap(metrics: dict, pattern: str, diff: str) -> Optional[float]:
+    """KittiMetric's AP, in percent (0-100) as the metric reports it."""
     v = metrics.get(PREFIX + pattern.format(d=diff))
-    return None if v is None else float(v) / 100 if v > 1 else float(v)
+    return None if v is None else float(v)
 
 
 def write_report(path: Path, results: dict, speed: dict, args, wall: float) -> None:
@@ -268,7 +270,8 @@ def write_report(path: Path, results: dict, speed: dict, args, wall: float) -> N
     if args.quick:
         lines += ['**Quick mode: a few iterations on a tiny data set, to prove the path works. '
                   'These figures mean nothing.**', '']
-    lines += ['## Accuracy (KITTI AP40 on the val split, Car; easy / moderate / hard)', '',
+    lines += ['## Accuracy (KITTI AP40 in percent on the val split, Car; '
+              'easy / moderate / hard)', '',
               '| run | ' + ' | '.join(t for _, t in COLUMNS) + ' | train (min) |',
               '|---|' + '---|' * (len(COLUMNS) + 1)]
     for run in RUNS:
