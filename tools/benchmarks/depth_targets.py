@@ -1,8 +1,8 @@
 """How good are the weak depth targets? Pseudo-point depth targets against the 3D truth.
 
 For the val frames of a generated synthetic set (whose 3D truth is exact), extracts the pseudo
-points of every labelled 2D box from the estimator-like depth map exactly as training does
-(``batch_pseudo_points`` with the config's ``pseudo_points`` settings) and compares each box's
+points of every labelled 2D box from the estimator-like depth map with training's function
+(``batch_pseudo_points``, its defaults but ``surface_quantile``) and compares each box's
 depth target ``z*`` with the true centre depth, per ``surface_quantile``::
 
     python tools/benchmarks/depth_targets.py --data data/synth_kitti --frames 200 \
@@ -22,13 +22,10 @@ import numpy as np
 import torch
 from mmcv import imread
 
+from error_breakdown import is_moderate_car  # tools/benchmarks, beside this script
+
 from mmdet3d_skd.models.pseudo_points import batch_pseudo_points
 from mmdet3d_skd.models.skd_head import KITTI_DIMS_PRIOR
-
-
-def moderate_cars(info: dict) -> list:
-    return [x for x in info['instances'] if x['bbox_label'] == 2 and x['occluded'] <= 1
-            and x['truncated'] <= 0.3 and x['bbox'][3] - x['bbox'][1] >= 25]
 
 
 def measure(data: Path, frames: int, quantile: float, depth_stride: int) -> dict:
@@ -36,8 +33,8 @@ def measure(data: Path, frames: int, quantile: float, depth_stride: int) -> dict
     prior = torch.tensor(KITTI_DIMS_PRIOR)
     err, valid, total = [], 0, 0
     for info in infos:
-        cars = moderate_cars(info)
-        if not cars:
+        cars = [is_moderate_car(x) for x in info['instances']]
+        if not any(cars):
             continue
         img = Path(info['images']['CAM2']['img_path']).name
         depth_file = data / 'training' / 'depth_2' / img
@@ -56,7 +53,7 @@ def measure(data: Path, frames: int, quantile: float, depth_stride: int) -> dict
         pseudo = batch_pseudo_points(depth[None], targets, prior, depth_stride=depth_stride,
                                      surface_quantile=quantile)
         for i, x in enumerate(info['instances']):
-            if x not in cars:
+            if not cars[i]:
                 continue
             total += 1
             if bool(pseudo.valid[i]) and np.isfinite(float(pseudo.depth_target[i])):
