@@ -270,6 +270,7 @@ def test_weak_loss_module_mixed_batch_and_registry():
     from mmdet3d.registry import MODELS
     loss_fn = MODELS.build(dict(type='WeakMono3DLoss', loss_weights=dict(dim=0.5)))
     assert loss_fn.loss_weights['dim'] == 0.5 and loss_fn.loss_weights['depth'] == 1.0
+    assert loss_fn.loss_weights['align'] == 0.1  # the documented default (loss balance)
     with pytest.raises(ValueError, match='unknown loss_weights'):
         WeakMono3DLoss(loss_weights=dict(depht=1.0))
     pts, mask = fitting_case()

@@ -296,7 +296,8 @@ class WeakMono3DLoss(nn.Module):
     to average, the loss is an exact zero still attached to the predictions' graph.
 
     Args:
-        loss_weights: per-term weights; keys ``depth, align, proj, dim, orient``.
+        loss_weights: per-term weights; keys ``depth, align, proj, dim, orient``; defaults
+            ``1.0, 0.1, 1.0, 0.1, 0.2``.
         orient_period: ``pi/2`` (default, the unambiguous part of the L-shape fit) or ``pi``
             (trusts the prior-resolved length axis in ``PseudoPoints.yaw_obs``).
         align_cfg: kwargs of :func:`bev_alignment_loss` (``ray_weight``, ``behind_weight``,
@@ -313,7 +314,10 @@ class WeakMono3DLoss(nn.Module):
                  align_cfg: Optional[dict] = None,
                  proj_cfg: Optional[dict] = None):
         super().__init__()
-        weights = dict(depth=1.0, align=1.0, proj=1.0, dim=0.1, orient=0.2)
+        # align 0.1: the alignment distances are metres summed over a box's points and
+        # dominated the shared encoder at 1.0 (gradient norm ~10x full supervision's, 2D
+        # detection stalled); docs/benchmarks.md, "loss balance"
+        weights = dict(depth=1.0, align=0.1, proj=1.0, dim=0.1, orient=0.2)
         if loss_weights is not None:
             unknown = set(loss_weights) - set(self.TERMS)
             if unknown:
