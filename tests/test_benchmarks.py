@@ -96,3 +96,48 @@ def test_report_prints_kitti_ap_in_percent_as_the_metric_gives_it():
     key = run_benchmarks.PREFIX + 'Car_3D_AP40_moderate_loose'
     assert run_benchmarks.ap({key: 0.0555}, 'Car_3D_AP40_{d}_loose', 'moderate') == 0.0555
     assert run_benchmarks.fmt(0.0555) == '0.06' and run_benchmarks.fmt(41.0) == '41.00'
+
+
+def _saved_result(wdir, iters, ap):
+    import json
+    wdir.mkdir(parents=True)
+    key = run_benchmarks.PREFIX + 'Car_3D_AP40_moderate_loose'
+    (wdir / run_benchmarks.RESULT_FILE).write_text(json.dumps(dict(
+        train_s=60.0, test_s=6.0, metrics={key: ap}, commands=['python tools/train.py X'],
+        iters=iters, batch_size=8)))
+
+
+def test_reuse_and_a_failed_run(tmp_path, monkeypatch):
+    """--reuse takes a run saved with the same schedule without running anything; a run that
+    fails is reported as failed, the others' figures are still written, and the exit is an
+    error."""
+    import pytest
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'data' / 'kitti_infos_val.pkl').touch()
+    work, out = tmp_path / 'work', tmp_path / 'benchmarks.md'
+    _saved_result(work / 'skd', iters=600, ap=12.5)
+    _saved_result(work / 'full', iters=300, ap=99.0)  # another schedule: run again
+    ran = []
+
+    def failing_cmd(cmd, log):
+        ran.append(cmd)
+        raise RuntimeError('command failed (1): tools/train.py full\nTraceback ...')
+
+    monkeypatch.setattr(run_benchmarks, 'run_cmd', failing_cmd)
+    with pytest.raises(SystemExit, match='full'):
+        run_benchmarks.main(['--runs', 'skd,full', '--iters', '600', '--reuse', '--no-speed',
+                             '--data', str(tmp_path / 'data'), '--work-dir', str(work),
+                             '--out', str(out)])
+    assert len(ran) == 1 and 'configs/benchmarks/full_supervision_synth.py' in ran[0]
+    text = out.read_text()
+    assert '12.50' in text and '99.00' not in text
+    assert '| 6. Fully supervised student (3D labels) | failed: `command failed (1)' in text
+
+
+def test_smoke_peer_uses_a_loader_that_survives_empty_frames():
+    """mmdet3d's KittiDataset raises IndexError on an image-based frame without objects; run 7
+    loads through WeakKittiDataset(weak=False), the same dataset with that fixed."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(REPO / 'configs' / 'benchmarks' / 'smoke_full_synth.py'))
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        assert loader.dataset.type == 'WeakKittiDataset' and loader.dataset.weak is False

@@ -34,10 +34,15 @@ test_pipeline = [
     dict(type='AffineResize', img_scale=input_size, down_ratio=4),
     dict(type='Pack3DDetInputs', keys=['img']),
 ]
+# WeakKittiDataset(weak=False) is mmdet3d's KittiDataset (3D labels kept) plus one fix: a frame
+# without objects no longer crashes KittiDataset._remove_dontcare (IndexError on a 0-d array;
+# the synthetic set has such frames)
 train_dataloader = dict(batch_size=8, num_workers=1,
-                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
+                        dataset=dict(type='WeakKittiDataset', weak=False, data_root=data_root,
+                                     pipeline=train_pipeline))
 val_dataloader = dict(batch_size=8, num_workers=1,
-                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
+                      dataset=dict(type='WeakKittiDataset', weak=False, data_root=data_root,
+                                    pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='CPUKittiMetric', ann_file=data_root + 'kitti_infos_val.pkl')
 test_evaluator = val_evaluator

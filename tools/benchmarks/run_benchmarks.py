@@ -50,7 +50,13 @@ RUNS = [
 ]
 # (metric key suffix, column title)
 COLUMNS = [('Car_3D_AP40_{d}_strict', 'Car 3D@0.7'), ('Car_BEV_AP40_{d}_strict', 'Car BEV@0.7'),
-           ('Car_3D_AP40_{d}_loose', 'Car 3D@0.5'), ('Car_BEV_AP40_{d}_loose', 'Car BEV@0.5')]
+           ('Car_3D_AP40_{d}_loose', 'Car 3D@0.5'), ('Car_BEV_AP40_{d}_loose', 'Car BEV@0.5'),
+           ('Car_2D_AP40_{d}_strict', 'Car 2D@0.7')]
+# Pedestrian and Cyclist, moderate only: KITTI's 2D IoU 0.5 and its loose 3D/BEV IoU 0.25
+SMALL_COLUMNS = [(f'{c}_{k}_AP40_moderate_{s}', f'{c} {k}@{t}')
+                 for c in ('Pedestrian', 'Cyclist')
+                 for k, s, t in (('3D', 'loose', '0.25'), ('BEV', 'loose', '0.25'),
+                                 ('2D', 'strict', '0.5'))]
 PREFIX = 'Kitti metric/pred_instances_3d/KITTI/'
 # Everything below this line in the existing report (the hand-written analysis) is kept when
 # the report is rewritten.
@@ -95,9 +101,12 @@ def read_test_metrics(work_dir: Path) -> Dict[str, float]:
     return json.loads(files[-1].read_text().splitlines()[-1])
 
 
-def train_and_test(run: Run, args, work: Path, ckpts: Dict[str, Path]) -> dict:
-    wdir = work / run.key
-    wdir.mkdir(parents=True, exist_ok=True)
+RESULT_FILE = 'result.json'  # each run's figures, next to its checkpoint
+
+
+def run_commands(run: Run, args, wdir: Path, ckpt: Optional[Path] = None):
+    """``(train command or None, test command)`` of one run; ``ckpt`` is the checkpoint of
+    ``run.train_from`` for a run that trains nothing."""
     opts = data_options(args.data) + [
         f'train_cfg.max_iters={args.iters}', f'train_cfg.val_interval={args.iters + 1}',
         f'default_hooks.checkpoint.interval={args.iters}', 'randomness.seed=0',
@@ -105,20 +114,45 @@ def train_and_test(run: Run, args, work: Path, ckpts: Dict[str, Path]) -> dict:
         f'param_scheduler.1.end={args.iters}',
         f'param_scheduler.1.milestones=[{max(1, int(0.8 * args.iters))}]',
         f'train_dataloader.batch_size={args.batch_size}'] + args.cfg_options
-    cmds, train_s = [], 0.0
+    train = None
     if run.train_from is None:
-        cmd = [PY, 'tools/train.py', run.config, '--work-dir', str(wdir), '--cfg-options', *opts]
-        cmds.append(cmd)
-        train_s = run_cmd(cmd, wdir / 'train.log')
+        train = [PY, 'tools/train.py', run.config, '--work-dir', str(wdir), '--cfg-options',
+                 *opts]
+        ckpt = wdir / f'iter_{args.iters}.pth'
+    test = [PY, 'tools/test.py', run.config, str(ckpt), '--work-dir', str(wdir / 'test'),
+            '--cfg-options', *data_options(args.data), *args.cfg_options]
+    return train, test
+
+
+def train_and_test(run: Run, args, work: Path, ckpts: Dict[str, Path]) -> dict:
+    """Train (unless ``run.train_from``) and test one run; its figures are also saved in
+    ``work/<key>/result.json``, which ``--reuse`` reads back instead of running again when
+    the schedule matches."""
+    wdir = work / run.key
+    wdir.mkdir(parents=True, exist_ok=True)
+    saved = wdir / RESULT_FILE
+    if getattr(args, 'reuse', False) and saved.exists():
+        res = json.loads(saved.read_text())
+        if (res.get('iters'), res.get('batch_size')) == (args.iters, args.batch_size):
+            if run.train_from is None:
+                ckpts[run.key] = wdir / f'iter_{args.iters}.pth'
+            print(f'[bench]   reused {saved}', flush=True)
+            return res
+    if run.train_from is not None and run.train_from not in ckpts:
+        raise RuntimeError(f'{run.key}: run {run.train_from} left no checkpoint')
+    train_cmd, test_cmd = run_commands(run, args, wdir, ckpts.get(run.train_from))
+    cmds, train_s = [train_cmd] if train_cmd else [], 0.0
+    if train_cmd:
+        train_s = run_cmd(train_cmd, wdir / 'train.log')
         ckpts[run.key] = wdir / f'iter_{args.iters}.pth'
-    ckpt = ckpts[run.train_from or run.key]
-    cmd = [PY, 'tools/test.py', run.config, str(ckpt), '--work-dir', str(wdir / 'test'),
-           '--cfg-options', *data_options(args.data), *args.cfg_options]
-    cmds.append(cmd)
-    test_s = run_cmd(cmd, wdir / 'test.log')
+    cmds.append(test_cmd)
+    test_s = run_cmd(test_cmd, wdir / 'test.log')
     metrics = read_test_metrics(wdir / 'test')
-    return dict(train_s=train_s, test_s=test_s, metrics=metrics,
-                commands=[shlex.join(c) for c in cmds])
+    res = dict(train_s=train_s, test_s=test_s, metrics=metrics,
+               commands=[shlex.join(c) for c in cmds], iters=args.iters,
+               batch_size=args.batch_size)
+    saved.write_text(json.dumps(res, indent=1))
+    return res
 
 
 # ---------------------------------------------------------------------------- speed probes
@@ -280,7 +314,8 @@ def ap(metrics: dict, pattern: str, diff: str) -> Optional[float]:
     return None if v is None else float(v)
 
 
-def write_report(path: Path, results: dict, speed: dict, args, wall: float) -> None:
+def write_report(path: Path, results: dict, speed: dict, args, wall: float,
+                 failed: Optional[Dict[str, str]] = None) -> None:
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO,
                             capture_output=True, text=True).stdout.strip()
     lines = ['# Benchmarks', '',
@@ -296,7 +331,11 @@ def write_report(path: Path, results: dict, speed: dict, args, wall: float) -> N
               'easy / moderate / hard)', '',
               '| run | ' + ' | '.join(t for _, t in COLUMNS) + ' | train (min) |',
               '|---|' + '---|' * (len(COLUMNS) + 1)]
+    failed = failed or {}
     for run in RUNS:
+        if run.key in failed:
+            lines.append(f'| {run.title} | failed: `{failed[run.key][:200]}` |'
+                         + ' |' * len(COLUMNS))
         if run.key not in results:
             continue
         r = results[run.key]
@@ -309,6 +348,22 @@ def write_report(path: Path, results: dict, speed: dict, args, wall: float) -> N
         b = ap(results['full']['metrics'], COLUMNS[2][0], 'moderate') or 0.0
         lines += [f'Run 1 / run 6, Car 3D AP40@0.5 moderate: {a / b:.2f} (target >= 0.8)'
                   if b > 0 else 'Run 6 scored 0: no ratio.', '']
+    if 'skd' in results and 'student' in results:
+        a = ap(results['skd']['metrics'], COLUMNS[2][0], 'moderate') or 0.0
+        b = ap(results['student']['metrics'], COLUMNS[2][0], 'moderate') or 0.0
+        lines += [f'Run 1 / run 2, Car 3D AP40@0.5 moderate: {a:.2f} vs {b:.2f} (target: run 1 '
+                  'clearly above)', '']
+    if results:
+        lines += ['Pedestrian and Cyclist (moderate; KITTI AP40 in percent):', '',
+                  '| run | ' + ' | '.join(t for _, t in SMALL_COLUMNS) + ' |',
+                  '|---|' + '---|' * len(SMALL_COLUMNS)]
+        for run in RUNS:
+            if run.key in results:
+                m = results[run.key]['metrics']
+                lines.append(f'| {run.title} | ' + ' | '.join(
+                    fmt(None if m.get(PREFIX + k) is None else float(m[PREFIX + k]))
+                    for k, _ in SMALL_COLUMNS) + ' |')
+        lines += ['']
     if speed:
         inf, tr = speed['inference'], speed['train']
         lines += ['## Speed and size', '',
@@ -333,6 +388,11 @@ def write_report(path: Path, results: dict, speed: dict, args, wall: float) -> N
                   'Latency and iteration times are measured in one process, alternating the two '
                   'models on the same input; memory in a fresh process per model (peak RSS of 5 '
                   'training iterations above the RSS once the model and batch exist).', '']
+    lines += ['## KITTI metric on the CPU', '',
+              'The time ratio of `CPUKittiMetric` to mmdet3d\'s `KittiMetric` under '
+              '`NUMBA_ENABLE_CUDASIM=1` on the same predictions (equal numbers) is measured by '
+              '`python tools/benchmarks/bench_kitti_metric.py --frames 300` (about 8 minutes) '
+              'and written into [kitti_metric_cpu.md](kitti_metric_cpu.md).', '']
     lines += ['## Commands', '']
     for run in RUNS:
         if run.key in results:
@@ -359,6 +419,9 @@ def main(argv=None) -> None:
     p.add_argument('--out', type=Path, default=REPO / 'docs' / 'benchmarks.md')
     p.add_argument('--quick', action='store_true')
     p.add_argument('--no-speed', action='store_true')
+    p.add_argument('--reuse', action='store_true',
+                   help='take a run whose work dir holds a result.json of the same schedule '
+                        'instead of running it again (a set cut short goes on where it stopped)')
     p.add_argument('--cfg-options', nargs='*', default=[])
     args = p.parse_args(argv)
     if args.quick:
@@ -376,11 +439,15 @@ def main(argv=None) -> None:
                  '--no-progress', *size], args.work_dir / 'generate.log')
     t0 = time.time()
     wanted = set(args.runs.split(','))
-    results, ckpts = {}, {}
+    results, ckpts, failed = {}, {}, {}
     for run in RUNS:
         if run.key in wanted or any(r.train_from == run.key for r in RUNS if r.key in wanted):
             print(f'[bench] {run.title}', flush=True)
-            results[run.key] = train_and_test(run, args, args.work_dir, ckpts)
+            try:
+                results[run.key] = train_and_test(run, args, args.work_dir, ckpts)
+            except RuntimeError as e:  # one failed run must not lose the others' figures
+                print(f'[bench]   FAILED: {e}', flush=True)
+                failed[run.key] = str(e).splitlines()[0]
     speed = {}
     if not args.no_speed:
         reps = 3 if args.quick else 30
@@ -388,8 +455,11 @@ def main(argv=None) -> None:
         speed = dict(inference=inference_probe(reps), train=train_probe(max(2, reps // 3)),
                      mem={k: peak_memory_mib(k, 2 if args.quick else 5)
                           for k in ('skd', 'student')})
-    write_report(args.out, results, speed, args, time.time() - t0)
+    write_report(args.out, results, speed, args, time.time() - t0, failed)
     print(f'[bench] wrote {args.out}')
+    if failed:
+        raise SystemExit(f'[bench] failed runs: {sorted(failed)} (see their logs under '
+                         f'{args.work_dir})')
 
 
 if __name__ == '__main__':
