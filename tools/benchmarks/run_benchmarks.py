@@ -53,7 +53,7 @@ COLUMNS = [('Car_3D_AP40_{d}_strict', 'Car 3D@0.7'), ('Car_BEV_AP40_{d}_strict',
            ('Car_3D_AP40_{d}_loose', 'Car 3D@0.5'), ('Car_BEV_AP40_{d}_loose', 'Car BEV@0.5'),
            ('Car_2D_AP40_{d}_strict', 'Car 2D@0.7')]
 # Pedestrian and Cyclist, moderate only: KITTI's 2D IoU 0.5 and its loose 3D/BEV IoU 0.25
-SMALL_COLUMNS = [(f'{c}_{k}_AP40_moderate_{s}', f'{c} {k}@{t}')
+SMALL_COLUMNS = [(f'{c}_{k}_AP40_{{d}}_{s}', f'{c} {k}@{t}')
                  for c in ('Pedestrian', 'Cyclist')
                  for k, s, t in (('3D', 'loose', '0.25'), ('BEV', 'loose', '0.25'),
                                  ('2D', 'strict', '0.5'))]
@@ -104,6 +104,11 @@ def read_test_metrics(work_dir: Path) -> Dict[str, float]:
 RESULT_FILE = 'result.json'  # each run's figures, next to its checkpoint
 
 
+def checkpoint(wdir: Path, iters: int) -> Path:
+    """The checkpoint a run's training leaves (the hook saves once, at the last iteration)."""
+    return wdir / f'iter_{iters}.pth'
+
+
 def run_commands(run: Run, args, wdir: Path, ckpt: Optional[Path] = None):
     """``(train command or None, test command)`` of one run; ``ckpt`` is the checkpoint of
     ``run.train_from`` for a run that trains nothing."""
@@ -118,7 +123,7 @@ def run_commands(run: Run, args, wdir: Path, ckpt: Optional[Path] = None):
     if run.train_from is None:
         train = [PY, 'tools/train.py', run.config, '--work-dir', str(wdir), '--cfg-options',
                  *opts]
-        ckpt = wdir / f'iter_{args.iters}.pth'
+        ckpt = checkpoint(wdir, args.iters)
     test = [PY, 'tools/test.py', run.config, str(ckpt), '--work-dir', str(wdir / 'test'),
             '--cfg-options', *data_options(args.data), *args.cfg_options]
     return train, test
@@ -131,21 +136,21 @@ def train_and_test(run: Run, args, work: Path, ckpts: Dict[str, Path]) -> dict:
     wdir = work / run.key
     wdir.mkdir(parents=True, exist_ok=True)
     saved = wdir / RESULT_FILE
-    if getattr(args, 'reuse', False) and saved.exists():
+    if args.reuse and saved.exists():
         res = json.loads(saved.read_text())
         if (res.get('iters'), res.get('batch_size')) == (args.iters, args.batch_size):
             if run.train_from is None:
-                ckpts[run.key] = wdir / f'iter_{args.iters}.pth'
+                ckpts[run.key] = checkpoint(wdir, args.iters)
             print(f'[bench]   reused {saved}', flush=True)
             return res
     if run.train_from is not None and run.train_from not in ckpts:
         raise RuntimeError(f'{run.key}: run {run.train_from} left no checkpoint')
     train_cmd, test_cmd = run_commands(run, args, wdir, ckpts.get(run.train_from))
-    cmds, train_s = [train_cmd] if train_cmd else [], 0.0
+    cmds, train_s = [test_cmd], 0.0
     if train_cmd:
+        cmds.insert(0, train_cmd)
         train_s = run_cmd(train_cmd, wdir / 'train.log')
-        ckpts[run.key] = wdir / f'iter_{args.iters}.pth'
-    cmds.append(test_cmd)
+        ckpts[run.key] = checkpoint(wdir, args.iters)
     test_s = run_cmd(test_cmd, wdir / 'test.log')
     metrics = read_test_metrics(wdir / 'test')
     res = dict(train_s=train_s, test_s=test_s, metrics=metrics,
@@ -343,16 +348,16 @@ def write_report(path: Path, results: dict, speed: dict, args, wall: float,
                  for p, _ in COLUMNS]
         lines.append(f'| {run.title} | ' + ' | '.join(cells) + f' | {r["train_s"] / 60:.1f} |')
     lines += ['']
+    def car_3d05(key: str) -> float:  # Car 3D AP40@0.5, moderate
+        return ap(results[key]['metrics'], COLUMNS[2][0], 'moderate') or 0.0
+
     if 'skd' in results and 'full' in results:
-        a = ap(results['skd']['metrics'], COLUMNS[2][0], 'moderate') or 0.0
-        b = ap(results['full']['metrics'], COLUMNS[2][0], 'moderate') or 0.0
+        a, b = car_3d05('skd'), car_3d05('full')
         lines += [f'Run 1 / run 6, Car 3D AP40@0.5 moderate: {a / b:.2f} (target >= 0.8)'
                   if b > 0 else 'Run 6 scored 0: no ratio.', '']
     if 'skd' in results and 'student' in results:
-        a = ap(results['skd']['metrics'], COLUMNS[2][0], 'moderate') or 0.0
-        b = ap(results['student']['metrics'], COLUMNS[2][0], 'moderate') or 0.0
-        lines += [f'Run 1 / run 2, Car 3D AP40@0.5 moderate: {a:.2f} vs {b:.2f} (target: run 1 '
-                  'clearly above)', '']
+        lines += [f'Run 1 / run 2, Car 3D AP40@0.5 moderate: {car_3d05("skd"):.2f} vs '
+                  f'{car_3d05("student"):.2f} (target: run 1 clearly above)', '']
     if results:
         lines += ['Pedestrian and Cyclist (moderate; KITTI AP40 in percent):', '',
                   '| run | ' + ' | '.join(t for _, t in SMALL_COLUMNS) + ' |',
@@ -361,8 +366,7 @@ def write_report(path: Path, results: dict, speed: dict, args, wall: float,
             if run.key in results:
                 m = results[run.key]['metrics']
                 lines.append(f'| {run.title} | ' + ' | '.join(
-                    fmt(None if m.get(PREFIX + k) is None else float(m[PREFIX + k]))
-                    for k, _ in SMALL_COLUMNS) + ' |')
+                    fmt(ap(m, p, 'moderate')) for p, _ in SMALL_COLUMNS) + ' |')
         lines += ['']
     if speed:
         inf, tr = speed['inference'], speed['train']
