@@ -12,7 +12,8 @@ from mmdet3d.structures import CameraInstance3DBoxes
 from mmdet3d_skd.datasets.transforms import (DepthAffineResize,
                                              DepthRandomFlip3D, DepthResize3D,
                                              LoadDepthMap, PackSKDInputs,
-                                             affine_cam2img, flip_cam2img)
+                                             RandomScaleCrop, affine_cam2img,
+                                             flip_cam2img)
 
 H, W = 48, 64
 # KITTI-P2-like projection with a non-zero translation column.
@@ -323,6 +324,39 @@ def test_random_shift_scale_then_affine_keeps_alignment(seed):
     if mark.any():
         uv = project(out['cam2img'], xyz)
         assert np.abs(blob_center(mark) - uv).max() < 1.0
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_random_scale_crop_is_a_window_at_the_drawn_scale(seed):
+    """The window lies inside the image, its size is the output over the drawn scale, and
+    after DepthAffineResize the 3D point still projects onto its mark through cam2img."""
+    np.random.seed(seed)
+    img, depth, xyz = make_scene()
+    u, v = project(P2, xyz)
+    img[int(v) - 2:int(v) + 3, int(u) - 2:int(u) + 3] = (0, 0, 200)
+    crop = RandomScaleCrop(img_scale=(32, 24), scale=(1.0, 1.5))
+    r = crop(results_of(img, depth))
+    w, h = r['size']
+    assert 32 / 1.5 - 1e-4 <= w <= 32 + 1e-4 and abs(w / h - 32 / 24) < 1e-5
+    cx, cy = r['center']
+    assert w / 2 - 1e-4 <= cx <= W - w / 2 + 1e-4 and h / 2 - 1e-4 <= cy <= H - h / 2 + 1e-4
+    out = DepthAffineResize(img_scale=(32, 24), down_ratio=4)(r)
+    assert out['img'].shape[:2] == (24, 32) and out['depth_map'].shape == (24, 32)
+    # the window maps onto the whole output: its corners land on the output's corners
+    A = out['cam2img'][0][0] / P2[0, 0]
+    np.testing.assert_allclose(A, 32 / w, rtol=1e-5)
+    mark = (out['img'][..., 2] > 100) & (out['img'][..., 0] < 100)
+    if mark.any():
+        assert np.abs(blob_center(mark) - project(out['cam2img'], xyz)).max() < 1.0
+
+
+def test_random_scale_crop_centres_a_window_larger_than_the_image():
+    img, depth, _ = make_scene()
+    r = RandomScaleCrop(img_scale=(128, 96), scale=(1.0, 1.0))(results_of(img, depth))
+    np.testing.assert_allclose(r['center'], [W / 2, H / 2])
+    np.testing.assert_allclose(r['size'], [128, 96])
+    with pytest.raises(ValueError, match='scale'):
+        RandomScaleCrop(img_scale=(32, 24), scale=(2.0, 1.0))
 
 
 def test_resize3d_moves_depth_and_cam2img():

@@ -450,6 +450,52 @@ class DepthAffineResize(AffineResize):
 
 
 @TRANSFORMS.register_module()
+class RandomScaleCrop(BaseTransform):
+    """A random window of the image at a random scale, for ``DepthAffineResize``.
+
+    Records ``center`` and ``size`` (as mmdet3d's ``RandomShiftScale`` does) so that the
+    following ``DepthAffineResize(img_scale=(W, H))`` maps a window of ``(W / r, H / r)`` input
+    pixels around ``center`` onto the ``W x H`` network input: a crop at scale
+    ``r ~ U(scale)`` (output pixels per input pixel). Training on crops at or near native
+    resolution and testing on the whole image at the same scale keeps a far car many pixels
+    tall for the cost of a small input (the encoder and head are fully convolutional);
+    ``cam2img`` follows through ``DepthAffineResize``. mmdet3d's ``RandomShiftScale`` only
+    shifts and scales the whole image by a few tenths, hence this transform.
+
+    The window's centre is uniform over the positions that keep the window inside the image
+    (centred on an axis where the window is larger than the image).
+
+    Args:
+        img_scale: ``(W, H)`` of the network input, the same as ``DepthAffineResize``'s.
+        scale: ``(low, high)`` range of ``r``.
+    """
+
+    def __init__(self, img_scale: Sequence[int], scale: Sequence[float]) -> None:
+        if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+            raise ValueError(f'RandomScaleCrop: scale must be (low, high) with '
+                             f'0 < low <= high, got {scale}')
+        self.img_scale = tuple(int(v) for v in img_scale)
+        self.scale = (float(scale[0]), float(scale[1]))
+
+    def transform(self, results: dict) -> dict:
+        height, width = results['img'].shape[:2]
+        r = np.random.uniform(*self.scale)
+        size = np.array(self.img_scale, dtype=np.float32) / r
+        center = np.empty(2, dtype=np.float32)
+        for axis, extent in enumerate((width, height)):
+            free = extent - size[axis]
+            center[axis] = (size[axis] / 2 + np.random.uniform(0, free) if free > 0
+                            else extent / 2)
+        results['center'], results['size'] = center, size
+        results['affine_aug'] = True
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(img_scale={self.img_scale}, '
+                f'scale={self.scale})')
+
+
+@TRANSFORMS.register_module()
 class DepthResize3D(Resize3D):
     """Resize3D that also resizes the depth map (nearest interpolation) to
     the resized image. cam2img rows 0/1 are scaled by the parent
