@@ -139,3 +139,20 @@ def test_2d_predictions_are_mapped_back_to_the_original_image():
     back = boxes_to_original_image(boxes, meta)
     assert torch.allclose(back, torch.tensor([[0., 20., 100., 80.]]), atol=1e-4)
     assert torch.equal(boxes_to_original_image(boxes, dict(cam2img=K)), boxes)
+
+
+def test_2d_pretraining_learns_only_2d_and_reads_nothing_3d():
+    """supervision='2d' (the shared pretraining): heatmap and 2D box losses only, no depth map
+    needed, and the weak guard refuses 3D targets as in weak mode."""
+    cfg = Config.fromfile(str(REPO / 'configs/benchmarks/pretrain_2d_synth.py')).model
+    import mmdet3d_skd  # noqa: F401
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.train()
+    losses = model.loss(inputs(depth=False), samples())
+    assert {k for k in losses if 'loss' in k} == {
+        'student.loss_heatmap', 'student.loss_bbox2d', 'student.loss_giou2d'}
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert model.backbone.conv1.weight.grad.abs().sum() > 0
+    with pytest.raises(RuntimeError, match="bboxes_3d.*reached the loss"):
+        model.loss(inputs(depth=False), samples(with_3d=True))

@@ -148,3 +148,22 @@ def test_predict_returns_camera_boxes_at_the_peak():
     # bottom centre is the gravity centre lowered by h / 2
     assert boxes.tensor[0, 1] - boxes.gravity_center[0, 1] == pytest.approx(1.53 / 2)
     assert len(res2d[0].bboxes) == 1
+
+
+def test_weak_projection_is_clipped_to_the_network_input():
+    """A truncated object's 2D label is clipped at the input's border (a crop or the image
+    edge); the weak loss receives the input's (h, w) so that it clips the projected 3D box
+    the same way."""
+    head = make_head()
+    t = head.get_targets([sample([[40., 20., 80., 60.]], [2])], (25, 50), (100, 200), 'cpu')
+    from mmdet3d_skd.models.skd_head import input_hw
+    assert input_hw(t) == (100.0, 200.0)
+    seen = {}
+
+    def spy(pred, pseudo, boxes2d, cam2img, prior, img_shape=None):
+        seen['img_shape'] = img_shape
+        return {}
+    head.loss_weak3d.forward = spy
+    preds = head(torch.randn(1, 8, 25, 50))
+    head.loss_by_feat(preds, t, pseudo=object())
+    assert seen['img_shape'] == (100.0, 200.0)

@@ -148,7 +148,7 @@ class SKDWM3D(SingleStageMono3DDetector):
     # ------------------------------------------------------------------ training
     def loss(self, batch_inputs: dict, batch_data_samples: Sequence) -> Dict[str, Tensor]:
         """Teacher, student and distillation losses, as separately named entries."""
-        if self.supervision == 'weak':
+        if self.supervision in ('weak', '2d'):  # '2d': the 2D-only pretraining
             self._check_weak(batch_data_samples)
         feat = self.extract_feat(batch_inputs)[0]
         input_hw = tuple(batch_inputs['imgs'].shape[-2:])

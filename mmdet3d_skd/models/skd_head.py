@@ -44,6 +44,13 @@ class Targets(NamedTuple):
     depths: Optional[Tensor] = None
 
 
+def input_hw(targets: Targets) -> Tuple[float, float]:
+    """(h, w) of the network input: a truncated object's 2D label is clipped to it (by a
+    crop or the image border), so its projected 3D box is clipped the same way."""
+    h, w = targets.heatmap.shape[-2:]
+    return h * targets.stride, w * targets.stride
+
+
 def sample_cam2img(data_samples: Sequence, device, dtype=torch.float32) -> Tensor:
     """(B,4,4) ``cam2img`` of each sample's metainfo (updated by the geometric transforms)."""
     mats = [torch.as_tensor(s.metainfo['cam2img'], dtype=dtype) for s in data_samples]
@@ -69,13 +76,15 @@ class SKDHead(BaseModule):
     Losses: Gaussian focal loss on the heatmap, L1 + GIoU on the 2D boxes, and then either
     ``supervision='weak'``: ``loss_weak3d`` (WeakMono3DLoss: pseudo points from the depth map,
     no 3D label), or ``supervision='full'``: the 3D labels (Laplacian depth, L1 offset, dims
-    and orientation), the fully supervised baseline.
+    and orientation), the fully supervised baseline, or ``supervision='2d'``: nothing more (the
+    2D-only pretraining of the shared encoder, ``configs/benchmarks/pretrain_2d_synth.py``;
+    weak-legal: it reads only the 2D label boxes).
 
     Args:
         num_classes: classes of the heatmap.
         in_channels / feat_channels: input and hidden channels of each branch.
         dims_prior: (num_classes, 3) mean l, h, w per class, in the class order of the config.
-        supervision: 'weak' or 'full'.
+        supervision: 'weak', 'full' or '2d'.
         depth_mode: 'geometric' (default) or 'direct' (see above).
         depth_init: initial depth (metres) of ``depth_mode='direct'``.
         max_logvar: bound of |s| (keeps exp(-s) finite).
@@ -102,8 +111,8 @@ class SKDHead(BaseModule):
                  test_cfg: Optional[dict] = None,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if supervision not in ('weak', 'full'):
-            raise ValueError(f"SKDHead: supervision must be 'weak' or 'full', "
+        if supervision not in ('weak', 'full', '2d'):
+            raise ValueError(f"SKDHead: supervision must be 'weak', 'full' or '2d', "
                              f'got {supervision!r}')
         if depth_mode not in ('geometric', 'direct'):
             raise ValueError(f"SKDHead: depth_mode must be 'geometric' or 'direct', "
@@ -246,8 +255,9 @@ class SKDHead(BaseModule):
                 raise ValueError('SKDHead(supervision="weak") needs the pseudo points of the '
                                  'depth map; is a depth map loaded in the training pipeline?')
             losses.update(self.loss_weak3d(dec, pseudo, targets.boxes2d, targets.cam2img,
-                                           self.dims_prior[targets.labels]))
-        else:
+                                           self.dims_prior[targets.labels],
+                                           img_shape=input_hw(targets)))
+        elif self.supervision == 'full':
             losses.update(self.loss_full3d(dec, raw, targets, p))
         return losses
 

@@ -40,7 +40,7 @@ from torch import Tensor
 from mmdet3d.models.dense_heads import SMOKEMono3DHead
 from mmdet3d.registry import MODELS
 from .geometry import to_4x4
-from .skd_head import SKDHead, Targets, detections_from_heatmap
+from .skd_head import SKDHead, Targets, detections_from_heatmap, input_hw
 
 # (name, first channel, last channel + 1) of ``bbox_pred``
 LAYOUT = (('depth', 0, 1), ('offset', 1, 3), ('dims', 3, 6), ('orient', 6, 8),
@@ -203,7 +203,8 @@ class SMOKESKDHead(SMOKEMono3DHead):
                                                avg_factor=num)
         losses['loss_giou2d'] = self.loss_giou2d(dec['box2d'], targets.boxes2d, avg_factor=num)
         losses.update(self.loss_weak3d(dec, pseudo, targets.boxes2d, targets.cam2img,
-                                       self.dims_prior[targets.labels]))
+                                       self.dims_prior[targets.labels],
+                                       img_shape=input_hw(targets)))
         return losses
 
     # ------------------------------------------------------------------ inference
