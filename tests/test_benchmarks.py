@@ -10,17 +10,27 @@ import run_benchmarks  # noqa: E402
 
 
 def test_quick_benchmark_writes_the_report(synth_data, tmp_path):
-    """Run 5 needs run 1's checkpoint: both train/test paths and the speed probes run.
-    (Full supervision training is exercised by tests/test_projects.py.)"""
+    """Run 5 needs run 1's checkpoint: the shared 2D pretraining, both train/test paths, the
+    learning curve's validations and the speed probes run; the report has the curves' table
+    and plot."""
     out = tmp_path / 'benchmarks.md'
     run_benchmarks.main(['--quick', '--runs', 'teacher', '--data', str(synth_data),
-                         '--work-dir', str(tmp_path / 'work'), '--out', str(out)])
+                         '--work-dir', str(tmp_path / 'work'), '--out', str(out),
+                         '--pretrain-iters', '2', '--curve-every', '1', '--curve-frames', '4'])
     text = out.read_text()
     assert 'Quick mode' in text
-    for title in ('1. SKD-WM3D', '5. Teacher at test time'):
+    for title in ('1. SKD-WM3D', '5. Teacher at test time', 'Shared 2D pretraining',
+                  '## Learning curves'):
         assert title in text
     assert 'inference latency' in text and 'training time per iteration' in text
-    assert (tmp_path / 'work' / 'skd' / 'iter_2.pth').exists()
+    work = tmp_path / 'work'
+    assert (work / 'skd' / 'seed0' / 'iter_2.pth').exists()
+    assert (work / 'pretrain' / 'encoder.pth').exists()
+    assert (tmp_path / 'images' / 'benchmark_curves.png').stat().st_size > 1000
+    import json
+    res = json.loads((work / 'skd' / 'seed0' / run_benchmarks.RESULT_FILE).read_text())
+    assert sorted(res['curve']) == ['1', '2'] and res['train_s'] > 0
+    assert any('load_from=' in c and 'encoder.pth' in c for c in res['commands'])
 
 
 def test_inference_costs_equal_a_plain_detector():
@@ -34,7 +44,7 @@ def test_report_keeps_the_hand_written_notes(tmp_path):
     """Rewriting the report replaces the tables and keeps what follows the notes marker."""
     from types import SimpleNamespace
     out = tmp_path / 'benchmarks.md'
-    args = SimpleNamespace(data=tmp_path, iters=3, batch_size=2, quick=True)
+    args = SimpleNamespace(data=tmp_path, iters=3, batch_size=2, quick=True, input_size=None)
     run_benchmarks.write_report(out, {}, {}, args, wall=60.0)
     assert run_benchmarks.NOTES_MARKER in out.read_text()
     out.write_text(out.read_text().replace('3 iterations', 'OLD TABLE') + '\n## Notes\nmine\n')
@@ -98,25 +108,25 @@ def test_report_prints_kitti_ap_in_percent_as_the_metric_gives_it():
     assert run_benchmarks.fmt(0.0555) == '0.06' and run_benchmarks.fmt(41.0) == '41.00'
 
 
-def _saved_result(wdir, iters, ap):
+def _saved_result(wdir, iters, ap, seed=0):
     import json
     wdir.mkdir(parents=True)
     key = run_benchmarks.PREFIX + 'Car_3D_AP40_moderate_loose'
     (wdir / run_benchmarks.RESULT_FILE).write_text(json.dumps(dict(
         train_s=60.0, test_s=6.0, metrics={key: ap}, commands=['python tools/train.py X'],
-        iters=iters, batch_size=8)))
+        iters=iters, batch_size=8, pretrain_iters=0, input_size=None, seed=seed, curve={})))
 
 
 def test_reuse_and_a_failed_run(tmp_path, monkeypatch):
-    """--reuse takes a run saved with the same schedule without running anything; a run that
+    """A run saved with the same schedule is read back without running anything; a run that
     fails is reported as failed, the others' figures are still written, and the exit is an
     error."""
     import pytest
     (tmp_path / 'data').mkdir()
     (tmp_path / 'data' / 'kitti_infos_val.pkl').touch()
     work, out = tmp_path / 'work', tmp_path / 'benchmarks.md'
-    _saved_result(work / 'skd', iters=600, ap=12.5)
-    _saved_result(work / 'full', iters=300, ap=99.0)  # another schedule: run again
+    _saved_result(work / 'skd' / 'seed0', iters=600, ap=12.5)
+    _saved_result(work / 'full' / 'seed0', iters=300, ap=99.0)  # another schedule: run again
     ran = []
 
     def failing_cmd(cmd, log):
@@ -125,13 +135,85 @@ def test_reuse_and_a_failed_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(run_benchmarks, 'run_cmd', failing_cmd)
     with pytest.raises(SystemExit, match='full'):
-        run_benchmarks.main(['--runs', 'skd,full', '--iters', '600', '--reuse', '--no-speed',
-                             '--data', str(tmp_path / 'data'), '--work-dir', str(work),
-                             '--out', str(out)])
+        run_benchmarks.main(['--runs', 'skd,full', '--iters', '600', '--seeds', '0',
+                             '--no-speed', '--data', str(tmp_path / 'data'),
+                             '--work-dir', str(work), '--out', str(out)])
     assert len(ran) == 1 and 'configs/benchmarks/full_supervision_synth.py' in ran[0]
+    assert '--resume' not in ran[0]
     text = out.read_text()
     assert '12.50' in text and '99.00' not in text
-    assert '| 6. Fully supervised student (3D labels) | failed: `command failed (1)' in text
+    assert '| 6. Fully supervised student (3D labels) | | failed: `command failed (1)' in text
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path):
+    """A training that left a last checkpoint (killed half-way) is started again with
+    mmengine's --resume; the pretrained encoder is the start of every run."""
+    from types import SimpleNamespace
+    args = SimpleNamespace(data=tmp_path, iters=10, batch_size=2, curve_every=5,
+                           work_dir=tmp_path, input_size=None, cfg_options=[])
+    wdir = tmp_path / 'full' / 'seed1'
+    wdir.mkdir(parents=True)
+    run = run_benchmarks.RUN_BY_KEY['full']
+    train, _ = run_benchmarks.run_commands(run, args, wdir, 1, encoder=tmp_path / 'enc.pth')
+    assert '--resume' not in train and f'load_from={tmp_path}/enc.pth' in train
+    assert 'randomness.seed=1' in train and 'train_cfg.val_interval=5' in train
+    assert f'val_evaluator.ann_file={tmp_path}/{run_benchmarks.CURVE_ANN}' in train
+    (wdir / 'last_checkpoint').write_text(str(wdir / 'iter_5.pth'))
+    train, _ = run_benchmarks.run_commands(run, args, wdir, 1)
+    assert '--resume' in train
+
+
+def test_logged_training_time_and_curve_survive_a_resume(tmp_path):
+    """Two log folders (a run killed and resumed): the time is the sum of both spans, the
+    curve holds the validations of both."""
+    import json
+    for stamp, (t0, t1), step, v in (('20261204_100000', ('10:00:00', '10:05:00'), 5, 1.5),
+                                     ('20261204_120000', ('12:00:00', '12:02:30'), 10, 3.0)):
+        d = tmp_path / stamp / 'vis_data'
+        d.mkdir(parents=True)
+        (tmp_path / stamp / f'{stamp}.log').write_text(
+            f'2026/12/04 {t0} - mmengine - INFO - start\n'
+            f'2026/12/04 {t1} - mmengine - INFO - Iter(val)\n')
+        (d / 'scalars.json').write_text(
+            json.dumps({'loss': 1.0, 'step': step}) + '\n'
+            + json.dumps({run_benchmarks.PREFIX + 'Car_3D_AP40_moderate_loose': v,
+                          'step': step}) + '\n')
+    assert run_benchmarks.logged_seconds(tmp_path) == 450.0
+    curve = run_benchmarks.read_curve(tmp_path)
+    assert sorted(curve) == [5, 10]
+    assert curve[10][run_benchmarks.PREFIX + 'Car_3D_AP40_moderate_loose'] == 3.0
+
+
+def test_seed_spread_decides_what_is_called_a_difference():
+    key = run_benchmarks.PREFIX + 'Car_3D_AP40_moderate_loose'
+
+    def res(*vals):
+        return {i: dict(metrics={key: v}) for i, v in enumerate(vals)}
+    assert run_benchmarks.spread([1.0, 2.0, 3.0]) == '2.00 (1.00-3.00)'
+    assert run_benchmarks.spread([4.0]) == '4.00'
+    apart = run_benchmarks.compare({'a': res(10, 11, 12), 'b': res(5, 6, 7)}, 'a', 'b')
+    assert 'ratio 1.83' in apart and 'a difference' in apart
+    overlap = run_benchmarks.compare({'a': res(10, 11, 12), 'b': res(5, 6, 10.5)}, 'a', 'b')
+    assert 'no difference claimed' in overlap
+
+
+def test_input_size_edits_every_resize_of_the_runs_pipelines():
+    opts = run_benchmarks.size_options('configs/benchmarks/full_supervision_synth.py',
+                                       (1280, 384))
+    assert opts == ['train_dataloader.dataset.pipeline.4.img_scale=(1280,384)',
+                    'val_dataloader.dataset.pipeline.1.img_scale=(1280,384)',
+                    'test_dataloader.dataset.pipeline.1.img_scale=(1280,384)']
+    assert run_benchmarks.size_options('configs/skd_wm3d_synth.py', None) == []
+
+
+def test_the_shared_encoder_keeps_backbone_and_neck_only(tmp_path):
+    import torch
+    ckpt = tmp_path / 'iter_2.pth'
+    torch.save({'state_dict': {'backbone.w': torch.ones(2), 'neck.b': torch.zeros(1),
+                               'bbox_head.x': torch.ones(1)}, 'meta': {}}, ckpt)
+    run_benchmarks.extract_encoder(ckpt, tmp_path / 'encoder.pth')
+    state = torch.load(tmp_path / 'encoder.pth')['state_dict']
+    assert sorted(state) == ['backbone.w', 'neck.b']
 
 
 def test_smoke_peer_uses_a_loader_that_survives_empty_frames():

@@ -1,31 +1,44 @@
 """Benchmarks: weak SKD-WM3D against full supervision, the ablations, and speed.
 
-Trains each run of ``RUNS`` on the embedded synthetic data set with the same backbone, data,
-schedule and seed (``tools/train.py`` in a subprocess), evaluates it with the KITTI metric
-(``tools/test.py``), measures inference latency / FLOPs / parameters of what runs at
-inference, and training time per iteration / peak memory, and writes ``docs/benchmarks.md``::
+Pretrains the shared encoder once on the 2D boxes alone (``--pretrain-iters``; weak-legal),
+then trains each run of ``RUNS`` on the embedded synthetic data set from that encoder with the
+same data and schedule, each of ``--seed-runs`` once per seed of ``--seeds``
+(``tools/train.py`` in a subprocess, validating every ``--curve-every`` iterations on a fixed
+subset of val for the learning curves), evaluates the final checkpoint on the whole val split
+with the KITTI metric (``tools/test.py``), measures inference latency / FLOPs / parameters of
+what runs at inference, and training time per iteration / peak memory, and writes
+``docs/benchmarks.md`` (tables with the seeds' mean and range, the curves as a table and a
+PNG)::
 
-    python tools/benchmarks/run_benchmarks.py                 # the full set (about 2 hours)
+    python tools/benchmarks/run_benchmarks.py                 # the full set (make bench)
     python tools/benchmarks/run_benchmarks.py --quick         # a few iterations each, tiny data
     python tools/benchmarks/run_benchmarks.py --runs skd,full # a subset
+
+Every piece of work is kept on disk: an interrupted set goes on where it stopped when run
+again with the same arguments (a finished run is read back from its ``result.json``, an
+unfinished one resumes from its last checkpoint with mmengine's ``--resume``).
 
 ``--quick`` proves the path works (the test suite runs it); its figures mean nothing.
 """
 import argparse
 import json
 import os
+import pickle
 import platform
+import re
 import shlex
 import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
+PRETRAIN_CONFIG = 'configs/benchmarks/pretrain_2d_synth.py'
 
 
 @dataclass
@@ -48,10 +61,13 @@ RUNS = [
     Run('smoke', "7. mmdet3d's SMOKE, fully supervised (a known peer)",
         'configs/benchmarks/smoke_full_synth.py'),
 ]
+RUN_BY_KEY = {r.key: r for r in RUNS}
 # (metric key suffix, column title)
 COLUMNS = [('Car_3D_AP40_{d}_strict', 'Car 3D@0.7'), ('Car_BEV_AP40_{d}_strict', 'Car BEV@0.7'),
            ('Car_3D_AP40_{d}_loose', 'Car 3D@0.5'), ('Car_BEV_AP40_{d}_loose', 'Car BEV@0.5'),
            ('Car_2D_AP40_{d}_strict', 'Car 2D@0.7')]
+# the learning curves' columns (moderate): 3D@0.5, BEV@0.5, 2D
+CURVE_COLUMNS = [COLUMNS[2], COLUMNS[3], COLUMNS[4]]
 # Pedestrian and Cyclist, moderate only: KITTI's 2D IoU 0.5 and its loose 3D/BEV IoU 0.25
 SMALL_COLUMNS = [(f'{c}_{k}_AP40_{{d}}_{s}', f'{c} {k}@{t}')
                  for c in ('Pedestrian', 'Cyclist')
@@ -61,6 +77,8 @@ PREFIX = 'Kitti metric/pred_instances_3d/KITTI/'
 # Everything below this line in the existing report (the hand-written analysis) is kept when
 # the report is rewritten.
 NOTES_MARKER = '<!-- notes below are kept when run_benchmarks.py rewrites this page -->'
+RESULT_FILE = 'result.json'  # each run's figures, next to its checkpoint
+CURVE_ANN = 'kitti_infos_val_curve.pkl'  # the fixed val subset of the learning curves
 
 
 def machine() -> str:
@@ -70,10 +88,17 @@ def machine() -> str:
                    if line.startswith('model name'))
     except (OSError, StopIteration):
         pass
-    return f'{cpu}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}'
+    out = f'{cpu}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}'
+    try:
+        import torch
+        if torch.cuda.is_available():
+            out += f', GPU {torch.cuda.get_device_name(0)}'
+    except ImportError:
+        pass
+    return out
 
 
-def data_options(data: Path, input_size=None) -> List[str]:
+def data_options(data: Path) -> List[str]:
     root = f'{data}/'
     opts = [f'{k}.dataset.data_root={root}' for k in
             ('train_dataloader', 'val_dataloader', 'test_dataloader')]
@@ -82,10 +107,26 @@ def data_options(data: Path, input_size=None) -> List[str]:
     return opts
 
 
+def size_options(config: str, size: Optional[Tuple[int, int]]) -> List[str]:
+    """``--cfg-options`` that set every resize / crop transform of ``config``'s pipelines to
+    the network input ``size`` (W, H) (the pipelines are lists: items are edited by index)."""
+    if size is None:
+        return []
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(REPO / config))
+    opts = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for i, t in enumerate(cfg[loader].dataset.pipeline):
+            if t['type'] in ('DepthAffineResize', 'AffineResize', 'RandomScaleCrop'):
+                opts.append(f'{loader}.dataset.pipeline.{i}.img_scale=({size[0]},{size[1]})')
+    return opts
+
+
 def run_cmd(cmd: List[str], log: Path) -> float:
-    """Run ``cmd`` (output to ``log``), raise with the log's end on failure; wall seconds."""
+    """Run ``cmd`` (output appended to ``log``), raise with the log's end on failure; wall
+    seconds."""
     t0 = time.time()
-    with open(log, 'w') as f:
+    with open(log, 'a') as f:
         rc = subprocess.call(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
     if rc != 0:
         tail = log.read_text()[-3000:]
@@ -101,63 +142,174 @@ def read_test_metrics(work_dir: Path) -> Dict[str, float]:
     return json.loads(files[-1].read_text().splitlines()[-1])
 
 
-RESULT_FILE = 'result.json'  # each run's figures, next to its checkpoint
+_LOG_TIME = re.compile(r'^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - mmengine')
+
+
+def logged_seconds(wdir: Path) -> float:
+    """Wall seconds a (possibly interrupted and resumed) training took: the span between
+    the first and the last time stamp of each of its mmengine logs, summed. Read from the
+    logs, so a run killed half-way still counts what it spent."""
+    total = 0.0
+    for log in wdir.glob('2*/2*.log'):
+        stamps = [m.group(1) for m in map(_LOG_TIME.match, log.read_text().splitlines()) if m]
+        if len(stamps) > 1:
+            fmt_ = '%Y/%m/%d %H:%M:%S'
+            total += (datetime.strptime(stamps[-1], fmt_)
+                      - datetime.strptime(stamps[0], fmt_)).total_seconds()
+    return total
+
+
+def read_curve(wdir: Path) -> Dict[int, Dict[str, float]]:
+    """Validation metrics logged during training, ``{iteration: {metric: AP}}`` (all log
+    folders of a resumed run; a later one wins)."""
+    curve = {}
+    for f in sorted(wdir.glob('2*/vis_data/scalars.json')):
+        for line in f.read_text().splitlines():
+            row = json.loads(line)
+            if any(k.startswith(PREFIX) for k in row):
+                curve[int(row['step'])] = {k: v for k, v in row.items() if k.startswith(PREFIX)}
+    return curve
 
 
 def checkpoint(wdir: Path, iters: int) -> Path:
-    """The checkpoint a run's training leaves (the hook saves once, at the last iteration)."""
+    """The checkpoint a run's training leaves at its last iteration."""
     return wdir / f'iter_{iters}.pth'
 
 
-def run_commands(run: Run, args, wdir: Path, ckpt: Optional[Path] = None):
-    """``(train command or None, test command)`` of one run; ``ckpt`` is the checkpoint of
-    ``run.train_from`` for a run that trains nothing."""
-    opts = data_options(args.data) + [
-        f'train_cfg.max_iters={args.iters}', f'train_cfg.val_interval={args.iters + 1}',
-        f'default_hooks.checkpoint.interval={args.iters}', 'randomness.seed=0',
-        # the config's step schedule follows its own max_iters; keep it at 80 % of ours
-        f'param_scheduler.1.end={args.iters}',
-        f'param_scheduler.1.milestones=[{max(1, int(0.8 * args.iters))}]',
-        f'train_dataloader.batch_size={args.batch_size}'] + args.cfg_options
+def write_curve_subset(data: Path, frames: int, work: Path) -> Path:
+    """A val info file of the first ``frames`` val frames (the learning curves' fixed
+    subset), written into the work dir."""
+    with open(data / 'kitti_infos_val.pkl', 'rb') as f:
+        infos = pickle.load(f)
+    infos['data_list'] = infos['data_list'][:frames]
+    out = work / CURVE_ANN
+    tmp = out.with_suffix('.tmp')
+    with open(tmp, 'wb') as f:
+        pickle.dump(infos, f)
+    os.replace(tmp, out)
+    return out
+
+
+def schedule_options(args, iters: int, seed: int) -> List[str]:
+    """Iterations, LR step at 80 %, batch, seed, checkpoints and the curve's validation."""
+    every = args.curve_every if args.curve_every else iters + 1
+    opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={every}',
+            f'default_hooks.checkpoint.interval={min(every, iters)}',
+            'default_hooks.checkpoint.max_keep_ckpts=2', f'randomness.seed={seed}',
+            # the config's step schedule follows its own max_iters; keep it at 80 % of ours
+            f'param_scheduler.1.end={iters}',
+            f'param_scheduler.1.milestones=[{max(1, int(0.8 * iters))}]',
+            f'train_dataloader.batch_size={args.batch_size}']
+    if args.curve_every:
+        subset = str(args.work_dir / CURVE_ANN)
+        opts += [f'val_dataloader.dataset.ann_file={subset}', f'val_evaluator.ann_file={subset}',
+                 # the validation's scalars at the iteration (mmengine's default: the epoch)
+                 'default_hooks.logger.log_metric_by_epoch=False']
+    return opts
+
+
+def run_commands(run: Run, args, wdir: Path, seed: int, ckpt: Optional[Path] = None,
+                 encoder: Optional[Path] = None):
+    """``(train command or None, test command)`` of one run and seed; ``ckpt`` is the
+    checkpoint of ``run.train_from`` for a run that trains nothing. A training with a last
+    checkpoint in ``wdir`` resumes from it."""
+    size = size_options(run.config, args.input_size)
     train = None
     if run.train_from is None:
-        train = [PY, 'tools/train.py', run.config, '--work-dir', str(wdir), '--cfg-options',
-                 *opts]
+        opts = data_options(args.data) + schedule_options(args, args.iters, seed) + size
+        if encoder is not None:
+            opts.append(f'load_from={encoder}')
+        train = [PY, 'tools/train.py', run.config, '--work-dir', str(wdir)]
+        if (wdir / 'last_checkpoint').exists():
+            train.append('--resume')
+        train += ['--cfg-options', *opts, *args.cfg_options]
         ckpt = checkpoint(wdir, args.iters)
     test = [PY, 'tools/test.py', run.config, str(ckpt), '--work-dir', str(wdir / 'test'),
-            '--cfg-options', *data_options(args.data), *args.cfg_options]
+            '--cfg-options', *data_options(args.data), *size, *args.cfg_options]
     return train, test
 
 
-def train_and_test(run: Run, args, work: Path, ckpts: Dict[str, Path]) -> dict:
-    """Train (unless ``run.train_from``) and test one run; its figures are also saved in
-    ``work/<key>/result.json``, which ``--reuse`` reads back instead of running again when
+def schedule_key(args) -> dict:
+    """What a saved result must match to be reused."""
+    return dict(iters=args.iters, batch_size=args.batch_size,
+                pretrain_iters=args.pretrain_iters,
+                input_size=list(args.input_size) if args.input_size else None)
+
+
+def train_and_test(run: Run, seed: int, args, ckpts: Dict[Tuple[str, int], Path],
+                   encoder: Optional[Path]) -> dict:
+    """Train (unless ``run.train_from``) and test one run with one seed; its figures are
+    saved in ``work/<key>/seed<seed>/result.json``, read back instead of running again when
     the schedule matches."""
-    wdir = work / run.key
+    wdir = args.work_dir / run.key / f'seed{seed}'
     wdir.mkdir(parents=True, exist_ok=True)
     saved = wdir / RESULT_FILE
-    if args.reuse and saved.exists():
+    if saved.exists():
         res = json.loads(saved.read_text())
-        if (res.get('iters'), res.get('batch_size')) == (args.iters, args.batch_size):
+        if all(res.get(k) == v for k, v in schedule_key(args).items()):
             if run.train_from is None:
-                ckpts[run.key] = checkpoint(wdir, args.iters)
+                ckpts[run.key, seed] = checkpoint(wdir, args.iters)
             print(f'[bench]   reused {saved}', flush=True)
             return res
-    if run.train_from is not None and run.train_from not in ckpts:
+    if run.train_from is not None and (run.train_from, seed) not in ckpts:
         raise RuntimeError(f'{run.key}: run {run.train_from} left no checkpoint')
-    train_cmd, test_cmd = run_commands(run, args, wdir, ckpts.get(run.train_from))
-    cmds, train_s = [test_cmd], 0.0
+    train_cmd, test_cmd = run_commands(run, args, wdir, seed, ckpts.get((run.train_from, seed)),
+                                       encoder)
+    cmds = [test_cmd]
     if train_cmd:
         cmds.insert(0, train_cmd)
-        train_s = run_cmd(train_cmd, wdir / 'train.log')
-        ckpts[run.key] = checkpoint(wdir, args.iters)
+        run_cmd(train_cmd, wdir / 'train.log')
+        ckpts[run.key, seed] = checkpoint(wdir, args.iters)
     test_s = run_cmd(test_cmd, wdir / 'test.log')
-    metrics = read_test_metrics(wdir / 'test')
-    res = dict(train_s=train_s, test_s=test_s, metrics=metrics,
-               commands=[shlex.join(c) for c in cmds], iters=args.iters,
-               batch_size=args.batch_size)
+    res = dict(train_s=logged_seconds(wdir), test_s=test_s,
+               metrics=read_test_metrics(wdir / 'test'), curve=read_curve(wdir),
+               commands=[shlex.join(c) for c in cmds], seed=seed, **schedule_key(args))
     saved.write_text(json.dumps(res, indent=1))
     return res
+
+
+def pretrain(args) -> Tuple[Optional[Path], Optional[dict]]:
+    """The shared 2D pretraining (once per set): trains ``PRETRAIN_CONFIG`` and keeps the
+    encoder (backbone + neck) of its last checkpoint as ``encoder.pth`` for ``load_from``.
+    Returns the encoder's path and the pretraining's figures (None, None when disabled)."""
+    if args.pretrain_iters <= 0:
+        return None, None
+    wdir = args.work_dir / 'pretrain'
+    wdir.mkdir(parents=True, exist_ok=True)
+    encoder, saved = wdir / 'encoder.pth', wdir / RESULT_FILE
+    want = dict(iters=args.pretrain_iters, batch_size=args.batch_size)
+    if encoder.exists() and saved.exists():
+        res = json.loads(saved.read_text())
+        if all(res.get(k) == v for k, v in want.items()):
+            print(f'[bench]   reused {encoder}', flush=True)
+            return encoder, res
+    cmd = [PY, 'tools/train.py', PRETRAIN_CONFIG, '--work-dir', str(wdir)]
+    if (wdir / 'last_checkpoint').exists():
+        cmd.append('--resume')
+    no_curve = argparse.Namespace(**{**vars(args), 'curve_every': 0})
+    cmd += ['--cfg-options', *data_options(args.data),
+            *schedule_options(no_curve, args.pretrain_iters, 0),
+            *size_options(PRETRAIN_CONFIG, args.input_size), *args.cfg_options]
+    run_cmd(cmd, wdir / 'train.log')
+    extract_encoder(checkpoint(wdir, args.pretrain_iters), encoder)
+    res = dict(train_s=logged_seconds(wdir), command=shlex.join(cmd), **want)
+    saved.write_text(json.dumps(res, indent=1))
+    return encoder, res
+
+
+def extract_encoder(ckpt: Path, out: Path) -> None:
+    """Keep the backbone and neck weights of a checkpoint (what every run shares: SKDHead,
+    the teacher and SMOKE's head start fresh)."""
+    import torch
+
+    import mmdet3d_skd  # noqa: F401  (checkpoint loading under torch >= 2.6)
+    state = torch.load(ckpt, map_location='cpu')['state_dict']
+    keep = {k: v for k, v in state.items() if k.startswith(('backbone.', 'neck.'))}
+    if not keep:
+        raise RuntimeError(f'{ckpt} holds no backbone/neck weights')
+    tmp = out.with_suffix('.tmp')
+    torch.save({'state_dict': keep, 'meta': {'source': str(ckpt)}}, tmp)
+    os.replace(tmp, out)
 
 
 # ---------------------------------------------------------------------------- speed probes
@@ -319,54 +471,164 @@ def ap(metrics: dict, pattern: str, diff: str) -> Optional[float]:
     return None if v is None else float(v)
 
 
+def spread(values: List[Optional[float]]) -> str:
+    """``mean (min-max)`` of the seeds' values, or the value alone for one seed."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return '-'
+    if len(vals) == 1:
+        return fmt(vals[0])
+    return f'{fmt(statistics.mean(vals))} ({fmt(min(vals))}-{fmt(max(vals))})'
+
+
+def car_3d05(res: dict) -> float:
+    """Car 3D AP40@0.5, moderate, of one result."""
+    return ap(res['metrics'], COLUMNS[2][0], 'moderate') or 0.0
+
+
+def compare(results: dict, a: str, b: str) -> str:
+    """Run a against run b in Car 3D AP40@0.5 moderate: means, ranges, and whether the
+    difference exceeds the seeds' spread (the ranges do not overlap)."""
+    va = [car_3d05(r) for r in results[a].values()]
+    vb = [car_3d05(r) for r in results[b].values()]
+    ma, mb = statistics.mean(va), statistics.mean(vb)
+    apart = min(va) > max(vb) or min(vb) > max(va)
+    verdict = ('the ranges do not overlap: a difference' if apart and len(va) > 1 and len(vb) > 1
+               else 'within the seeds\' spread: no difference claimed' if not apart
+               else 'one seed only: no difference claimed')
+    ratio = f', ratio {ma / mb:.2f}' if mb > 0 else ''
+    return (f'run {a} {spread(va)} vs run {b} {spread(vb)} ({len(va)} and {len(vb)} seeds'
+            f'{ratio}): {verdict}')
+
+
+def mean_curves(results: dict) -> Dict[str, Dict[int, Dict[str, List[float]]]]:
+    """``{run: {iteration: {column: [value of each seed]}}}`` of the curve columns."""
+    out = {}
+    for key, seeds in results.items():
+        curve = {}
+        for res in seeds.values():
+            for it, m in res.get('curve', {}).items():
+                row = curve.setdefault(int(it), {t: [] for _, t in CURVE_COLUMNS})
+                for pattern, title in CURVE_COLUMNS:
+                    v = m.get(PREFIX + pattern.format(d='moderate'))
+                    if v is not None:
+                        row[title].append(float(v))
+        if curve:
+            out[key] = dict(sorted(curve.items()))
+    return out
+
+
+def plot_curves(curves: dict, png: Path, names: Optional[Dict[str, str]] = None) -> None:
+    """Mean and seed range of each curve column against iterations, one panel a column;
+    ``names``: the legend of each curve (default: the run titles)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(CURVE_COLUMNS), figsize=(5 * len(CURVE_COLUMNS), 3.6))
+    for ax, (_, title) in zip(axes, CURVE_COLUMNS):
+        for key, curve in curves.items():
+            its = [it for it, row in curve.items() if row[title]]
+            vals = [curve[it][title] for it in its]
+            name = (names or {}).get(key) or RUN_BY_KEY[key].title.split(' (')[0]
+            line, = ax.plot(its, [statistics.mean(v) for v in vals], marker='o', ms=3,
+                            label=name)
+            ax.fill_between(its, [min(v) for v in vals], [max(v) for v in vals],
+                            color=line.get_color(), alpha=0.2)
+        ax.set_title(f'{title}, moderate (AP40 %)')
+        ax.set_xlabel('iteration')
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
 def write_report(path: Path, results: dict, speed: dict, args, wall: float,
-                 failed: Optional[Dict[str, str]] = None) -> None:
+                 failed: Optional[Dict[str, str]] = None,
+                 pretrained: Optional[dict] = None) -> None:
+    """``results``: ``{run key: {seed: result}}``."""
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO,
                             capture_output=True, text=True).stdout.strip()
+    size = 'the configs\' input size' if not getattr(args, 'input_size', None) else \
+        f'input {args.input_size[0]}x{args.input_size[1]}'
     lines = ['# Benchmarks', '',
+             'Reproduce with `make bench` (the command below; it goes on where an interrupted '
+             'set stopped).', '',
              f'Written by `{shlex.join(["python", "tools/benchmarks/run_benchmarks.py"] + sys.argv[1:])}`'
-             f' at commit `{commit}` on {machine()}; total wall time {wall / 60:.1f} min.', '',
+             f' at commit `{commit}` on {machine()}; total wall time of this invocation '
+             f'{wall / 60:.1f} min.', '',
              f'Data: `{os.path.relpath(args.data, REPO)}` (embedded synthetic KITTI-format set, see '
              'docs/synthetic_data.md); schedule: '
-             f'{args.iters} iterations, batch {args.batch_size}, seed 0, for every run.', '']
+             f'{args.iters} iterations, batch {args.batch_size}, {size}, for every run; seeds '
+             f'{getattr(args, "seeds", "0")} for runs {getattr(args, "seed_runs", "-")}, the first '
+             'seed for the others.', '']
+    if pretrained:
+        lines += [f'Shared 2D pretraining of the encoder (paid once for the set, every run '
+                  f'starts from it): {pretrained["iters"]} iterations of '
+                  f'`{PRETRAIN_CONFIG}`, {pretrained["train_s"] / 60:.1f} min.', '']
     if args.quick:
         lines += ['**Quick mode: a few iterations on a tiny data set, to prove the path works. '
                   'These figures mean nothing.**', '']
     lines += ['## Accuracy (KITTI AP40 in percent on the val split, Car; '
-              'easy / moderate / hard)', '',
-              '| run | ' + ' | '.join(t for _, t in COLUMNS) + ' | train (min) |',
-              '|---|' + '---|' * (len(COLUMNS) + 1)]
+              'easy / moderate / hard; mean over seeds, (min-max) where several)', '',
+              '| run | seeds | ' + ' | '.join(t for _, t in COLUMNS) + ' | train (min) |',
+              '|---|---|' + '---|' * (len(COLUMNS) + 1)]
     failed = failed or {}
     for run in RUNS:
         if run.key in failed:
-            lines.append(f'| {run.title} | failed: `{failed[run.key][:200]}` |'
+            lines.append(f'| {run.title} | | failed: `{failed[run.key][:200]}` |'
                          + ' |' * len(COLUMNS))
         if run.key not in results:
             continue
-        r = results[run.key]
-        cells = [' / '.join(fmt(ap(r['metrics'], p, d)) for d in ('easy', 'moderate', 'hard'))
-                 for p, _ in COLUMNS]
-        lines.append(f'| {run.title} | ' + ' | '.join(cells) + f' | {r["train_s"] / 60:.1f} |')
+        seeds = results[run.key]
+        cells = [' / '.join(spread([ap(r['metrics'], p, d) for r in seeds.values()])
+                            for d in ('easy', 'moderate', 'hard')) for p, _ in COLUMNS]
+        train_min = statistics.mean(r['train_s'] for r in seeds.values()) / 60
+        lines.append(f'| {run.title} | {len(seeds)} | ' + ' | '.join(cells)
+                     + f' | {train_min:.1f} |')
     lines += ['']
-    def car_3d05(key: str) -> float:  # Car 3D AP40@0.5, moderate
-        return ap(results[key]['metrics'], COLUMNS[2][0], 'moderate') or 0.0
-
-    if 'skd' in results and 'full' in results:
-        a, b = car_3d05('skd'), car_3d05('full')
-        lines += [f'Run 1 / run 6, Car 3D AP40@0.5 moderate: {a / b:.2f} (target >= 0.8)'
-                  if b > 0 else 'Run 6 scored 0: no ratio.', '']
-    if 'skd' in results and 'student' in results:
-        lines += [f'Run 1 / run 2, Car 3D AP40@0.5 moderate: {car_3d05("skd"):.2f} vs '
-                  f'{car_3d05("student"):.2f} (target: run 1 clearly above)', '']
+    for a, b, target in (('skd', 'full', 'target >= 0.8'), ('skd', 'student',
+                                                            'target: run 1 clearly above')):
+        if a in results and b in results:
+            lines += [f'- Car 3D AP40@0.5 moderate, {compare(results, a, b)} ({target}).']
+    lines += ['']
+    multi = {k: v for k, v in results.items() if len(v) > 1}
+    if multi:
+        lines += ['Each seed (Car moderate, 3D@0.5 / BEV@0.5 / 2D@0.7):', '',
+                  '| run | ' + ' | '.join(f'seed {s}' for s in next(iter(multi.values())))
+                  + ' |', '|---|' + '---|' * len(next(iter(multi.values())))]
+        for key, seeds in multi.items():
+            lines.append(f'| {RUN_BY_KEY[key].title} | ' + ' | '.join(
+                ' / '.join(fmt(ap(r['metrics'], p, 'moderate')) for p, _ in CURVE_COLUMNS)
+                for r in seeds.values()) + ' |')
+        lines += ['']
+    curves = mean_curves(results)
+    if curves:
+        png = path.parent / 'images' / 'benchmark_curves.png'
+        plot_curves(curves, png)
+        lines += ['## Learning curves', '',
+                  f'Validation every {args.curve_every} iterations on the first '
+                  f'{args.curve_frames} val frames (a fixed subset; the tables above use all of '
+                  'val), Car moderate AP40 %, mean over seeds (min-max).', '',
+                  f'![learning curves]({os.path.relpath(png, path.parent)})', '',
+                  '| run | iteration | ' + ' | '.join(t for _, t in CURVE_COLUMNS) + ' |',
+                  '|---|---|' + '---|' * len(CURVE_COLUMNS)]
+        for key, curve in curves.items():
+            for it, row in curve.items():
+                lines.append(f'| {RUN_BY_KEY[key].title.split(" (")[0]} | {it} | '
+                             + ' | '.join(spread(row[t]) for _, t in CURVE_COLUMNS) + ' |')
+        lines += ['']
     if results:
-        lines += ['Pedestrian and Cyclist (moderate; KITTI AP40 in percent):', '',
-                  '| run | ' + ' | '.join(t for _, t in SMALL_COLUMNS) + ' |',
+        lines += ['Pedestrian and Cyclist (moderate; KITTI AP40 in percent, mean over seeds):',
+                  '', '| run | ' + ' | '.join(t for _, t in SMALL_COLUMNS) + ' |',
                   '|---|' + '---|' * len(SMALL_COLUMNS)]
         for run in RUNS:
             if run.key in results:
-                m = results[run.key]['metrics']
+                seeds = results[run.key].values()
                 lines.append(f'| {run.title} | ' + ' | '.join(
-                    fmt(ap(m, p, 'moderate')) for p, _ in SMALL_COLUMNS) + ' |')
+                    fmt(statistics.mean(ap(r['metrics'], p, 'moderate') or 0.0 for r in seeds))
+                    for p, _ in SMALL_COLUMNS) + ' |')
         lines += ['']
     if speed:
         inf, tr = speed['inference'], speed['train']
@@ -398,13 +660,15 @@ def write_report(path: Path, results: dict, speed: dict, args, wall: float,
               '`python tools/benchmarks/bench_kitti_metric.py --frames 300` (about 8 minutes) '
               'and written into [kitti_metric_cpu.md](kitti_metric_cpu.md).', '']
     lines += ['## Commands', '']
+    if pretrained:
+        lines += [f'- Shared 2D pretraining ({pretrained["train_s"] / 60:.1f} min):',
+                  f'  `{pretrained["command"].replace(str(REPO) + "/", "")}`']
     for run in RUNS:
-        if run.key in results:
-            lines += [f'- {run.title} ({results[run.key]["train_s"] / 60:.1f} min train, '
-                      f'{results[run.key]["test_s"] / 60:.1f} min test):']
+        for seed, res in results.get(run.key, {}).items():
+            lines += [f'- {run.title}, seed {seed} ({res["train_s"] / 60:.1f} min train, '
+                      f'{res["test_s"] / 60:.1f} min test):']
             # paths relative to the repository root, so the commands work on any clone
-            lines += [f'  `{c.replace(str(REPO) + "/", "")}`'
-                      for c in results[run.key]['commands']]
+            lines += [f'  `{c.replace(str(REPO) + "/", "")}`' for c in res['commands']]
     notes = ''
     if path.exists() and NOTES_MARKER in path.read_text():
         notes = path.read_text().split(NOTES_MARKER, 1)[1]
@@ -413,45 +677,86 @@ def write_report(path: Path, results: dict, speed: dict, args, wall: float,
     path.write_text('\n'.join(lines) + (notes if notes else '\n'))
 
 
+def parse_size(text: str) -> Tuple[int, int]:
+    w, h = (int(v) for v in text.lower().replace('x', ',').split(','))
+    return w, h
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', type=Path, default=REPO / 'data' / 'synth_kitti')
     p.add_argument('--iters', type=int, default=1000)
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--runs', default=','.join(r.key for r in RUNS))
+    p.add_argument('--seeds', default='0,1,2', help='seeds of the --seed-runs')
+    p.add_argument('--seed-runs', default='skd,student,full',
+                   help='runs trained once per seed; the others use the first seed')
+    p.add_argument('--pretrain-iters', type=int, default=0,
+                   help='iterations of the shared 2D pretraining (0: runs start from scratch)')
+    p.add_argument('--curve-every', type=int, default=0,
+                   help='validate every N iterations for the learning curves (0: never)')
+    p.add_argument('--curve-frames', type=int, default=100,
+                   help='the first N val frames are the curves\' fixed subset')
+    p.add_argument('--input-size', type=parse_size, default=None,
+                   help='W,H of the network input for every run (default: the configs\')')
+    p.add_argument('--config', action='append', default=[], metavar='RUN=CONFIG',
+                   help='train a run from another config (a lever\'s variant), e.g. '
+                        'full=configs/benchmarks/levers/full_crop_synth.py')
     p.add_argument('--work-dir', type=Path, default=REPO / 'work_dirs' / 'bench')
     p.add_argument('--out', type=Path, default=REPO / 'docs' / 'benchmarks.md')
     p.add_argument('--quick', action='store_true')
     p.add_argument('--no-speed', action='store_true')
-    p.add_argument('--reuse', action='store_true',
-                   help='take a run whose work dir holds a result.json of the same schedule '
-                        'instead of running it again (a set cut short goes on where it stopped)')
     p.add_argument('--cfg-options', nargs='*', default=[])
     args = p.parse_args(argv)
     if args.quick:
-        args.iters, args.batch_size = 2, 2
+        args.iters, args.batch_size, args.seeds = 2, 2, args.seeds.split(',')[0]
+        args.pretrain_iters = min(args.pretrain_iters, 2)
+        args.curve_every = min(args.curve_every, 1)
         args.cfg_options += ['train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
                              'test_dataloader.num_workers=0',
                              'train_dataloader.persistent_workers=False',
                              'val_dataloader.persistent_workers=False',
                              'test_dataloader.persistent_workers=False']
+    for item in args.config:
+        key, config = item.split('=', 1)
+        if key not in RUN_BY_KEY or not (REPO / config).exists():
+            p.error(f'--config {item}: unknown run {key!r} or no file {config}')
+        i = RUNS.index(RUN_BY_KEY[key])
+        RUNS[i] = RUN_BY_KEY[key] = Run(key, RUNS[i].title + f' [{config}]', config,
+                                        RUNS[i].train_from)
+    args.work_dir = args.work_dir.resolve()
     args.work_dir.mkdir(parents=True, exist_ok=True)
     if not (args.data / 'kitti_infos_val.pkl').exists():  # generate the data set when missing
         size = ['--num-train', '16', '--num-val', '8', '--width', '621', '--height', '188'] \
             if args.quick else []
         run_cmd([PY, 'tools/generate_synthetic.py', '--out', str(args.data), '--workers', '2',
                  '--no-progress', *size], args.work_dir / 'generate.log')
+    if args.curve_every:
+        write_curve_subset(args.data, args.curve_frames, args.work_dir)
     t0 = time.time()
     wanted = set(args.runs.split(','))
+    seeds = [int(s) for s in args.seeds.split(',')]
+    seeded = set(args.seed_runs.split(','))
+    wanted |= {r.train_from for r in RUNS if r.key in wanted and r.train_from}
     results, ckpts, failed = {}, {}, {}
+    encoder, pretrained = None, None
+    if any(r.train_from is None for r in RUNS if r.key in wanted):
+        print('[bench] shared 2D pretraining', flush=True)
+        encoder, pretrained = pretrain(args)
     for run in RUNS:
-        if run.key in wanted or any(r.train_from == run.key for r in RUNS if r.key in wanted):
-            print(f'[bench] {run.title}', flush=True)
+        if run.key not in wanted:
+            continue
+        source = run.train_from or run.key
+        for seed in (seeds if source in seeded else seeds[:1]):
+            print(f'[bench] {run.title}, seed {seed}', flush=True)
             try:
-                results[run.key] = train_and_test(run, args, args.work_dir, ckpts)
+                results.setdefault(run.key, {})[seed] = train_and_test(run, seed, args, ckpts,
+                                                                       encoder)
             except RuntimeError as e:  # one failed run must not lose the others' figures
                 print(f'[bench]   FAILED: {e}', flush=True)
                 failed[run.key] = str(e).splitlines()[0]
+        if not results.get(run.key):
+            results.pop(run.key, None)
     speed = {}
     if not args.no_speed:
         reps = 3 if args.quick else 30
@@ -459,7 +764,7 @@ def main(argv=None) -> None:
         speed = dict(inference=inference_probe(reps), train=train_probe(max(2, reps // 3)),
                      mem={k: peak_memory_mib(k, 2 if args.quick else 5)
                           for k in ('skd', 'student')})
-    write_report(args.out, results, speed, args, time.time() - t0, failed)
+    write_report(args.out, results, speed, args, time.time() - t0, failed, pretrained)
     print(f'[bench] wrote {args.out}')
     if failed:
         raise SystemExit(f'[bench] failed runs: {sorted(failed)} (see their logs under '
