@@ -48,8 +48,12 @@ demo:
 	  test_dataloader.dataset.data_root=$(DATA)/ val_evaluator.ann_file=$(DATA)/kitti_infos_val.pkl \
 	  test_evaluator.ann_file=$(DATA)/kitti_infos_val.pkl
 
+# The benchmark set of docs/benchmarks.md: shared 2D pretraining, 7 runs (1, 2 and 6 with 3
+# seeds), curves, speed probes. Hours on 2 cores: run it in the background; run again, it goes
+# on where it stopped (finished runs are read back, an interrupted one resumes).
 bench:
-	$(PY) tools/benchmarks/run_benchmarks.py
+	@test -x $(PY) || { echo "no $(VENV): run 'make install' first"; exit 1; }
+	$(PY) tools/benchmarks/run_benchmarks.py $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

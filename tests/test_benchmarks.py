@@ -136,6 +136,7 @@ def test_reuse_and_a_failed_run(tmp_path, monkeypatch):
     monkeypatch.setattr(run_benchmarks, 'run_cmd', failing_cmd)
     with pytest.raises(SystemExit, match='full'):
         run_benchmarks.main(['--runs', 'skd,full', '--iters', '600', '--seeds', '0',
+                             '--pretrain-iters', '0', '--curve-every', '0',
                              '--no-speed', '--data', str(tmp_path / 'data'),
                              '--work-dir', str(work), '--out', str(out)])
     assert len(ran) == 1 and 'configs/benchmarks/full_supervision_synth.py' in ran[0]
@@ -223,3 +224,20 @@ def test_smoke_peer_uses_a_loader_that_survives_empty_frames():
     cfg = Config.fromfile(str(REPO / 'configs' / 'benchmarks' / 'smoke_full_synth.py'))
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         assert loader.dataset.type == 'WeakKittiDataset' and loader.dataset.weak is False
+
+
+def test_compare_curves_tables_and_plots_two_runs(tmp_path, capsys):
+    """compare_curves.py: one table row per validation of each run, and the PNG."""
+    import json
+    import compare_curves
+    key = run_benchmarks.PREFIX + 'Car_3D_AP40_moderate_loose'
+    for name, vals in (('a', (1.0, 2.0)), ('b', (0.5, 4.0))):
+        d = tmp_path / name / '20261204_100000' / 'vis_data'
+        d.mkdir(parents=True)
+        d.joinpath('scalars.json').write_text(''.join(
+            json.dumps({key: v, 'step': step}) + '\n' for step, v in zip((5, 10), vals)))
+    out = tmp_path / 'c.png'
+    compare_curves.main([f'A={tmp_path / "a"}', f'B={tmp_path / "b"}', '--out', str(out)])
+    text = capsys.readouterr().out
+    assert '| A | 10 | 2.00 | - | - |' in text and '| B | 5 | 0.50 | - | - |' in text
+    assert out.stat().st_size > 1000

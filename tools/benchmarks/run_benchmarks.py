@@ -691,9 +691,9 @@ def main(argv=None) -> None:
     p.add_argument('--seeds', default='0,1,2', help='seeds of the --seed-runs')
     p.add_argument('--seed-runs', default='skd,student,full',
                    help='runs trained once per seed; the others use the first seed')
-    p.add_argument('--pretrain-iters', type=int, default=0,
+    p.add_argument('--pretrain-iters', type=int, default=1000,
                    help='iterations of the shared 2D pretraining (0: runs start from scratch)')
-    p.add_argument('--curve-every', type=int, default=0,
+    p.add_argument('--curve-every', type=int, default=250,
                    help='validate every N iterations for the learning curves (0: never)')
     p.add_argument('--curve-frames', type=int, default=100,
                    help='the first N val frames are the curves\' fixed subset')
