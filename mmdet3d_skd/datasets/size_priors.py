@@ -17,9 +17,9 @@ Sources, (l, h, w) metres:
   anchor sizes in ``configs/ssn/ssn_hv_secfpn_sbn-all_16xb2-2x_nus-3d.py`` (given there as
   l, w, h), rounded to centimetres.
 
-Lookup (:func:`lookup_size_prior`): the exact name in each table in turn (KITTI first), then
-the name normalised (lower case, spaces and hyphens to ``_``) in each table, then
-:data:`ALIASES` (e.g. COCO's ``person`` -> ``pedestrian``). ``car`` thus finds KITTI's ``Car``
+Lookup (:func:`lookup_size_prior`), table by table (KITTI first): the exact name, then the
+name normalised (lower case, spaces and hyphens to ``_``) or through :data:`ALIASES` (e.g.
+COCO's ``person`` -> ``pedestrian``). ``car`` thus finds KITTI's ``Car``
 (3.88 m long) before nuScenes' ``car`` (4.61 m): pass ``tables=('nuscenes', 'kitti')`` for
 the other order, or give the size.
 """
@@ -74,14 +74,13 @@ def lookup_size_prior(name: str, tables: Sequence[str] = DEFAULT_TABLES
                       ) -> Optional[Tuple[Size, str]]:
     """``((l, h, w), 'table:Name')`` of ``name`` from the tables, or None (see the module
     docstring for the order)."""
-    for t in tables:
-        if name in SIZE_PRIORS[t]:
-            return SIZE_PRIORS[t][name], f'{t}:{name}'
     keys = [_norm(name)]
     if keys[0] in ALIASES:
         keys.append(ALIASES[keys[0]])
-    for key in keys:
-        for t in tables:
+    for t in tables:
+        if name in SIZE_PRIORS[t]:
+            return SIZE_PRIORS[t][name], f'{t}:{name}'
+        for key in keys:
             for k, v in SIZE_PRIORS[t].items():
                 if _norm(k) == key:
                     return v, f'{t}:{k}'
