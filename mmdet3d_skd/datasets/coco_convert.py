@@ -414,6 +414,7 @@ def kitti_info_to_coco(info_file: str, out_json: str,
             out['annotations'].append(dict(
                 id=len(out['annotations']) + 1, image_id=iid, category_id=cat_id[name],
                 bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1), iscrowd=0))
+    os.makedirs(osp.dirname(out_json) or '.', exist_ok=True)
     atomic_write_bytes(out_json, json.dumps(out).encode('utf-8'))
     return out
 
