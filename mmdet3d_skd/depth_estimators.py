@@ -272,10 +272,13 @@ def write_depth_png(path: str, depth: np.ndarray) -> None:
 # --------------------------------------------------------------------------- data set
 @dataclass
 class DepthJob:
-    """One folder of images -> one folder of depth maps (``calib_dir``: KITTI calib per image)."""
+    """One folder of images -> one folder of depth maps (``calib_dir``: KITTI calib per image),
+    or an explicit list ``items`` of ``(image, depth map file, cam2img or None)`` (images in
+    any folders, e.g. those of an info file, :func:`info_jobs`)."""
     image_dir: str
     out_dir: str
     calib_dir: Optional[str] = None
+    items: Optional[List[Tuple[str, str, Optional[np.ndarray]]]] = None
 
 
 @dataclass
@@ -302,6 +305,32 @@ def kitti_jobs(root: str, splits: Sequence[str] = ('training', 'testing')) -> Li
         raise FileNotFoundError(f'--root {root}: none of ' +
                                 ', '.join(osp.join(root, s, 'image_2') for s in splits) +
                                 ' exists (expected the KITTI layout <root>/training/image_2)')
+    return jobs
+
+
+def info_jobs(info_files: Sequence[str], image_root: str, out_dir: str) -> List[DepthJob]:
+    """One job per mmdet3d v2 info file (e.g. ``tools/convert_coco.py``'s): each entry's
+    ``images.CAM2.img_path`` (under ``image_root``) -> ``out_dir/<depth_path>`` (default: the
+    image path with a ``.png`` extension), with the entry's ``cam2img``."""
+    import pickle
+    jobs = []
+    for path in info_files:
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'--info {path}: no such file')
+        with open(path, 'rb') as f:
+            infos = pickle.load(f)
+        if not isinstance(infos, dict) or 'data_list' not in infos:
+            raise ValueError(f'--info {path}: not an mmdet3d v2 info file (no data_list)')
+        items = []
+        for n, info in enumerate(infos['data_list']):
+            cam = info.get('images', {}).get('CAM2', {})
+            if 'img_path' not in cam or 'cam2img' not in cam:
+                raise ValueError(f'--info {path}: entry {n} has no images.CAM2 img_path and '
+                                 'cam2img')
+            rel = cam.get('depth_path') or osp.splitext(cam['img_path'])[0] + '.png'
+            items.append((osp.join(image_root, cam['img_path']), osp.join(out_dir, rel),
+                          np.asarray(cam['cam2img'], dtype=np.float64)))
+        jobs.append(DepthJob(image_root, out_dir, items=items))
     return jobs
 
 
@@ -384,9 +413,12 @@ class DepthMapWriter:
         self.progress = progress
         self.stats = DepthStats()
 
-    def _cam2img(self, image: str, job: DepthJob) -> Optional[np.ndarray]:
+    def _cam2img(self, image: str, job: DepthJob,
+                 cam2img: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
         if self.intrinsics is not None:
             return np.asarray(self.intrinsics, dtype=np.float64)
+        if cam2img is not None:
+            return cam2img
         if job.calib_dir is None:
             if self.scale_mode == 'ground':
                 raise ValueError(f'--scale-mode ground needs intrinsics for {image}: no calib '
@@ -398,12 +430,13 @@ class DepthMapWriter:
         from mmdet3d_skd.datasets.kitti_format import read_calib
         return read_calib(calib)['P2']
 
-    def predict(self, image: str, job: DepthJob, scale: Optional[float] = None
+    def predict(self, image: str, job: DepthJob, scale: Optional[float] = None,
+                cam2img: Optional[np.ndarray] = None
                 ) -> Tuple[Optional[np.ndarray], Optional[float]]:
         """Depth (metres) of one image and the scale used; ``(None, None)`` when the ground
         scale is needed but no plane was found (and no ``scale`` was given)."""
         rgb = read_image_rgb(image)
-        cam2img = self._cam2img(image, job)
+        cam2img = self._cam2img(image, job, cam2img)
         pred = self.estimator(rgb, cam2img)
         pred = np.asarray(pred)
         if pred.shape != rgb.shape[:2]:
@@ -422,23 +455,30 @@ class DepthMapWriter:
 
     def run(self, jobs: Sequence[DepthJob]) -> DepthStats:
         from tqdm import tqdm
-        deferred: List[Tuple[str, DepthJob, str]] = []
+        deferred: List[Tuple[str, DepthJob, str, Optional[np.ndarray]]] = []
         for job in jobs:
-            images = list_images(job.image_dir)
-            os.makedirs(job.out_dir, exist_ok=True)
-            removed = remove_stale_temporaries(job.out_dir)
-            if removed:
-                logger.info('%s: removed %d temporaries of an interrupted run', job.out_dir,
-                            removed)
-            for image in tqdm(images, desc=osp.relpath(job.out_dir), unit='img',
-                              disable=not self.progress, file=sys.stderr):
-                out = osp.join(job.out_dir, osp.splitext(osp.basename(image))[0] + '.png')
+            if job.items is None:
+                items = [(image,
+                          osp.join(job.out_dir, osp.splitext(osp.basename(image))[0] + '.png'),
+                          None) for image in list_images(job.image_dir)]
+            else:
+                items = job.items
+            for folder in sorted({osp.dirname(out) for _, out, _ in items} | {job.out_dir}):
+                os.makedirs(folder, exist_ok=True)
+                removed = remove_stale_temporaries(folder)
+                if removed:
+                    logger.info('%s: removed %d temporaries of an interrupted run', folder,
+                                removed)
+            for image, out, cam2img in tqdm(items, desc=osp.relpath(job.out_dir), unit='img',
+                                            disable=not self.progress, file=sys.stderr):
                 if osp.exists(out) and not self.overwrite:
                     self.stats.skipped += 1
                     continue
-                depth, scale = self.predict(image, job)
+                if not osp.isfile(image):
+                    raise FileNotFoundError(f'image {image} not found')
+                depth, scale = self.predict(image, job, cam2img=cam2img)
                 if depth is None:
-                    deferred.append((image, job, out))
+                    deferred.append((image, job, out, cam2img))
                     continue
                 if self.scale_mode == 'ground':
                     self.stats.scales.append(scale)
@@ -454,8 +494,8 @@ class DepthMapWriter:
             logger.warning('no ground plane in %d image(s); they use the median scale %.4g of '
                            'the others: %s', len(deferred), median,
                            ', '.join(osp.basename(d[0]) for d in deferred[:10]))
-            for image, job, out in deferred:
-                depth, _ = self.predict(image, job, scale=median)
+            for image, job, out, cam2img in deferred:
+                depth, _ = self.predict(image, job, scale=median, cam2img=cam2img)
                 write_depth_png(out, depth)
                 self.stats.written += 1
                 self.stats.ground_fallback.append(image)
@@ -475,5 +515,6 @@ def build_estimator(model: Optional[str] = None, estimator: Optional[str] = None
 
 __all__ = ['read_intrinsics', 'load_callable', 'HFDepthEstimator', 'ground_scale', 'to_depth',
            'encode_depth_png', 'write_depth_png', 'DepthJob', 'DepthStats', 'kitti_jobs',
+           'info_jobs',
            'list_images', 'resolve_modes', 'DepthMapWriter', 'build_estimator',
            'DEPTH_PNG_SCALE', 'KNOWN_MODELS']

@@ -12,6 +12,13 @@ Any folder of images, a user's estimator ``f(image_rgb HxWx3 uint8, cam2img 3x3/
     python tools/generate_depth.py --image-dir imgs --out-dir depth --intrinsics K.txt \\
         --estimator mypkg.depth:estimate
 
+The images of info files (e.g. ``tools/convert_coco.py``'s, images in any folders, each with its
+own ``cam2img``; maps go to ``<out-dir>/<depth_path>``)::
+
+    python tools/generate_depth.py --info data/my/mono3d_infos_train.pkl \
+        data/my/mono3d_infos_val.pkl --image-root data/my/images --out-dir data/my/depth \
+        --model checkpoints/Depth-Anything-V2-Metric-Outdoor-Small-hf
+
 A relative (or disparity) model is brought to metres with ``--scale-mode fixed --scale S`` or
 ``--scale-mode ground`` (camera height over the fitted ground plane, ``--camera-height``).
 Resumable: existing maps are skipped unless ``--overwrite``. See docs/depth_maps.md.
@@ -20,7 +27,7 @@ import argparse
 import logging
 import sys
 
-from mmdet3d_skd.depth_estimators import (DepthJob, DepthMapWriter, build_estimator,
+from mmdet3d_skd.depth_estimators import (DepthJob, DepthMapWriter, build_estimator, info_jobs,
                                           kitti_jobs, read_intrinsics, resolve_modes)
 
 
@@ -29,7 +36,10 @@ def parse_args(argv=None):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument('--root', help='KITTI-layout data root (<root>/training/image_2)')
     src.add_argument('--image-dir', help='a folder of images (with --out-dir)')
-    p.add_argument('--out-dir', help='output folder for --image-dir')
+    src.add_argument('--info', nargs='+', help='mmdet3d v2 info file(s): their images and '
+                     'cam2img (with --image-root and --out-dir)')
+    p.add_argument('--image-root', help='folder the --info image paths are relative to')
+    p.add_argument('--out-dir', help='output folder for --image-dir / --info')
     p.add_argument('--calib-dir', help='KITTI calib txt per image (same name) for --image-dir')
     p.add_argument('--intrinsics', help='one KITTI calib txt or 3x3/3x4/4x4 matrix file used '
                    'for every image (overrides the calib folder)')
@@ -51,6 +61,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.image_dir and not args.out_dir:
         p.error('--image-dir needs --out-dir')
+    if args.info and not (args.out_dir and args.image_root):
+        p.error('--info needs --image-root and --out-dir')
     if args.root and (args.out_dir or args.calib_dir):
         p.error('--out-dir/--calib-dir go with --image-dir; --root uses the KITTI layout')
     return args
@@ -62,6 +74,8 @@ def main(argv=None):
     try:
         if args.root:
             jobs = kitti_jobs(args.root, args.splits)
+        elif args.info:
+            jobs = info_jobs(args.info, args.image_root, args.out_dir)
         else:
             jobs = [DepthJob(args.image_dir, args.out_dir, args.calib_dir)]
         intrinsics = read_intrinsics(args.intrinsics) if args.intrinsics else None

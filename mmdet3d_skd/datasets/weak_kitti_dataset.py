@@ -174,6 +174,7 @@ class WeakKittiDataset(KittiDataset):
                     f'{_info_name(raw) if isinstance(raw, dict) else raw!r} '
                     "lacks 'images'/'instances' (not an mmdet3d v2 info "
                     f'file); {hint}')
+        self._use_file_metainfo(annotations['metainfo'])
         for k, v in annotations['metainfo'].items():
             self._metainfo.setdefault(k, v)
 
@@ -185,6 +186,10 @@ class WeakKittiDataset(KittiDataset):
             else:
                 data_list.extend(data_info)
         return data_list
+
+    def _use_file_metainfo(self, metainfo: dict) -> None:
+        """Hook for subclasses: the info file's ``metainfo``, before any entry is parsed
+        (KITTI's class ids are fixed: nothing to do here)."""
 
     def parse_data_info(self, info: dict) -> dict:
         """Weak training: drop LiDAR/3D info keys, then Det3DDataset's parse
@@ -208,6 +213,11 @@ class WeakKittiDataset(KittiDataset):
                     'fov_image_based', 'mv_image_based'):
                 return self._empty_full_ann_info(info)
             return super().parse_ann_info(info)
+        return self._weak_ann_info(info)
+
+    def _weak_ann_info(self, info: dict) -> dict:
+        """``gt_bboxes``/``gt_bboxes_labels`` of ``info['instances']``, which is cut down to
+        its cared-for ``bbox``/``bbox_label`` part (the weak parse)."""
         instances = info.get('instances', [])
         bboxes, labels, kept = [], [], []
         for inst in instances:

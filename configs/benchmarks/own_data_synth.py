@@ -1,0 +1,34 @@
+# Run 1 (SKD-WM3D) through the own-data path: the synthetic world's 2D boxes and P2 exported
+# as COCO jsons (tools/kitti_to_coco.py), converted (tools/convert_coco.py --out-dir
+# data/synth_kitti), trained with configs/skd_wm3d_custom.py; scored with the KITTI metric
+# against the world's 3D truth (WeakMono3DMetric's (c)). Commands: docs/own_data.md.
+_base_ = ['../skd_wm3d_custom.py']
+
+data_root = 'data/synth_kitti/'
+image_root = 'training/image_2/'
+depth_root = 'training/depth_2/'
+class_names = ['Pedestrian', 'Cyclist', 'Car']  # run 1's order and KITTI's means
+dims_prior = [[0.84, 1.76, 0.66], [1.76, 1.74, 0.60], [3.88, 1.53, 1.63]]
+metainfo = dict(classes=class_names)
+
+model = dict(bbox_head=dict(dims_prior=dims_prior), teacher_head=dict(dims_prior=dims_prior))
+input_size = (384, 128)
+train_pipeline = [  # the base's, with this depth_prefix (a list item of a base cannot be edited)
+    dict(type='LoadImageFromFileMono3D'),
+    dict(type='LoadAnnotations3D', with_bbox=True, with_label=True, with_attr_label=False,
+         with_bbox_3d=False, with_label_3d=False, with_bbox_depth=False),
+    dict(type='LoadDepthMap', depth_prefix=data_root + depth_root),
+    dict(type='DepthRandomFlip3D', flip_ratio_bev_horizontal=0.5),
+    dict(type='RandomShiftScale', shift_scale=(0.2, 0.4), aug_prob=0.3),
+    dict(type='DepthAffineResize', img_scale=input_size, down_ratio=4),
+    dict(type='PackSKDInputs', keys=['img', 'gt_bboxes', 'gt_bboxes_labels', 'depth_map']),
+]
+train_dataloader = dict(dataset=dict(data_root=data_root, data_prefix=dict(img=image_root),
+                                     pipeline=train_pipeline, metainfo=metainfo))
+val_dataloader = dict(dataset=dict(data_root=data_root, data_prefix=dict(img=image_root),
+                                   metainfo=metainfo))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'mono3d_infos_val.pkl',
+                     depth_prefix=data_root + depth_root,
+                     kitti_ann_file=data_root + 'kitti_infos_val.pkl')
+test_evaluator = val_evaluator
