@@ -18,7 +18,7 @@ from mmengine.structures import InstanceData
 from mmdet3d_skd.datasets.coco_convert import convert, kitti_info_to_coco
 from mmdet3d_skd.datasets.kitti_format import read_label
 from tests.conftest import REPO, small_synth_cfg
-from tests.test_weak_means_weak import CLOCK_KEYS
+from tests.test_weak_means_weak import train_cfg_logged
 
 CLASSES = ['Pedestrian', 'Cyclist', 'Car']  # the synth config's order
 ITERS = 3
@@ -76,12 +76,7 @@ def train(cfg, work_dir):
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]
     cfg.visualizer.name = cfg.experiment_name = f'own_{uuid.uuid4().hex[:8]}'
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    rows = [json.loads(line) for f in Path(work_dir).glob('*/vis_data/scalars.json')
-            for line in f.read_text().splitlines()]
-    rows = [{k: v for k, v in r.items() if k not in CLOCK_KEYS} for r in rows]
-    return rows, {k: v.clone() for k, v in runner.model.state_dict().items()}
+    return train_cfg_logged(cfg, work_dir)
 
 
 @pytest.fixture(scope='module')

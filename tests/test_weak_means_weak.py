@@ -93,6 +93,12 @@ def train(data_root, work_dir, max_iters=ITERS, dataset_type=None):
         cfg.train_dataloader.dataset.pop('weak')
         # its empty-sample filter counts packed 3D labels, which this pipeline never packs
         cfg.train_dataloader.dataset.filter_empty_gt = False
+    return train_cfg_logged(cfg, work_dir)
+
+
+def train_cfg_logged(cfg, work_dir):
+    """Train ``cfg``; the logged values per iteration (clock times dropped) and the final
+    weights (also used by tests/test_own_data.py)."""
     runner = Runner.from_cfg(cfg)
     runner.train()
     rows = [json.loads(line) for f in Path(work_dir).glob('*/vis_data/scalars.json')
