@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from mmdet3d_skd.models.geometry import (alpha_to_yaw, backproject, bev_box_corners, box_corners,
-                                         camera_in_box_bev, gravity_to_bottom, project_points,
-                                         to_4x4, to_box_bev, wrap_angle, yaw_to_alpha)
+                                         camera_in_box_bev, camera_rays, cell_centres,
+                                         gravity_to_bottom, project_points, to_4x4, to_box_bev,
+                                         wrap_angle, yaw_to_alpha)
 
 # KITTI 000000's P2 (with its translation column)
 P2 = torch.tensor([[721.5377, 0.0, 609.5593, 44.85728],
@@ -117,3 +118,27 @@ def test_angles():
     alpha = yaw_to_alpha(yaw, center)
     assert alpha[0].item() == pytest.approx(0.3 - math.pi / 4, abs=1e-6)
     assert torch.allclose(alpha_to_yaw(alpha, center), yaw, atol=1e-6)
+
+
+def test_cell_centres_are_the_pixel_centres_of_each_cell():
+    uv = cell_centres(2, 3, (8, 12))  # 4 x 4 pixel cells
+    assert uv.shape == (6, 2)
+    assert uv[0].tolist() == [2.0, 2.0]
+    assert uv[2].tolist() == [10.0, 2.0]
+    assert uv[3].tolist() == [2.0, 6.0]
+
+
+def test_camera_rays_by_hand_and_through_projection():
+    K = torch.tensor([[[100., 0., 50.], [0., 200., 20.], [0., 0., 1.]]])
+    rays = camera_rays(K, (4, 10), (40, 100))  # cells of 10 x 10 pixels
+    assert rays.shape == (1, 2, 4, 10)
+    # cell (row 0, col 0) is centred at pixel (5, 5): ((5 - 50) / 100, (5 - 20) / 200)
+    assert rays[0, :, 0, 0].tolist() == pytest.approx([-0.45, -0.075])
+    assert rays[0, :, 3, 9].tolist() == pytest.approx([0.45, 0.075])
+    # with KITTI's translation column: the ray is the back-projection at Z = 1, so the point
+    # (X/Z, Y/Z, 1) projects back onto the cell centre
+    P = to_4x4(P2.float())[None]
+    rays = camera_rays(P, (3, 5), (375, 1242))
+    pts = torch.cat([rays, torch.ones_like(rays[:, :1])], 1).permute(0, 2, 3, 1).reshape(-1, 3)
+    uv, _ = project_points(pts, P[0])
+    assert torch.allclose(uv, cell_centres(3, 5, (375, 1242)), atol=1e-3)

@@ -167,3 +167,20 @@ def test_weak_projection_is_clipped_to_the_network_input():
     preds = head(torch.randn(1, 8, 25, 50))
     head.loss_by_feat(preds, t, pseudo=object())
     assert seen['img_shape'] == (100.0, 200.0)
+
+
+def test_camera_rays_are_two_more_trunk_inputs_and_change_the_regression():
+    head = make_head(camera_rays=True)
+    assert head.reg_trunk.conv.in_channels == 8 + 2
+    feat = torch.randn(1, 8, 25, 50)
+    cam2img = torch.tensor(K)[None]
+    with pytest.raises(ValueError, match='needs cam2img and input_hw'):
+        head(feat)
+    out = head(feat, cam2img, (100, 200))
+    assert out['depth'].shape == (1, 1, 25, 50)
+    # another camera (principal point moved) changes the regression, not the heatmap
+    other = cam2img.clone()
+    other[0, 1, 2] += 50.0
+    out2 = head(feat, other, (100, 200))
+    assert torch.equal(out['heatmap'], out2['heatmap'])
+    assert not torch.allclose(out['depth'], out2['depth'])

@@ -8,7 +8,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
-from .geometry import backproject
+from .geometry import backproject, cell_centres
 
 DEPTH_CHANNELS = ('log_depth', 'inv_depth', 'valid', 'x', 'y', 'z')
 
@@ -36,14 +36,9 @@ def depth_encoding(depth: Tensor, cam2img: Tensor, input_hw: Sequence[int],
     input image of size ``input_hw``, with z_s = ``depth_scale``; all 0 where depth is invalid.
     """
     b, _, h, w = depth.shape
-    sy, sx = input_hw[0] / h, input_hw[1] / w
     valid = depth > 0
     z = depth.clamp(min=1e-3)
-    ys, xs = torch.meshgrid(
-        (torch.arange(h, device=depth.device, dtype=depth.dtype) + 0.5) * sy,
-        (torch.arange(w, device=depth.device, dtype=depth.dtype) + 0.5) * sx,
-        indexing='ij')
-    uv = torch.stack([xs, ys], -1).reshape(1, h * w, 2).expand(b, -1, -1)
+    uv = cell_centres(h, w, input_hw, depth.device, depth.dtype)[None].expand(b, -1, -1)
     k = cam2img[:, None].expand(-1, h * w, -1, -1)
     xyz = backproject(uv.reshape(-1, 2), z.reshape(-1), k.reshape(-1, 4, 4))
     xyz = xyz.reshape(b, h, w, 3).permute(0, 3, 1, 2) / depth_scale

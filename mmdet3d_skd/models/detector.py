@@ -162,16 +162,16 @@ class SKDWM3D(SingleStageMono3DDetector):
                                          **self.pseudo_cfg)
         k = self.transfer
         losses = {}
-        preds_s = self.bbox_head(scale_grad(feat, k['student']))
+        cam2img = sample_cam2img(batch_data_samples, feat.device)
+        preds_s = self.bbox_head(scale_grad(feat, k['student']), cam2img, input_hw)
         student = self.bbox_head.loss_by_feat(preds_s, targets, pseudo)
         losses.update({f'student.{n}': v for n, v in student.items()})
         losses['weak_total_student'] = sum(student.values()).detach()
         if not self.with_teacher:
             return losses
 
-        feat_3d = self.teacher_neck(scale_grad(feat, k['teacher']), depth,
-                                    sample_cam2img(batch_data_samples, feat.device), input_hw)
-        preds_t = self.teacher_head(feat_3d)
+        feat_3d = self.teacher_neck(scale_grad(feat, k['teacher']), depth, cam2img, input_hw)
+        preds_t = self.teacher_head(feat_3d, cam2img, input_hw)
         teacher = self.teacher_head.loss_by_feat(preds_t, targets, pseudo)
         losses.update({f'teacher.{n}': v for n, v in teacher.items()})
         losses['weak_total_teacher'] = sum(teacher.values()).detach()
@@ -182,7 +182,8 @@ class SKDWM3D(SingleStageMono3DDetector):
         # gradients are identical to a second pass, so the first pass is reused.
         feat_d = scale_grad(feat, k['distill'])
         if self.distill_loss is not None and len(targets.labels):
-            preds_d = preds_s if k['distill'] == k['student'] else self.bbox_head(feat_d)
+            preds_d = preds_s if k['distill'] == k['student'] else self.bbox_head(
+                feat_d, cam2img, input_hw)
             stu = self._response(self.bbox_head, preds_d, targets)
             with torch.no_grad():
                 tea = self._response(self.teacher_head, preds_t, targets)
@@ -216,18 +217,23 @@ class SKDWM3D(SingleStageMono3DDetector):
         feat = self.extract_feat(batch_inputs)[0]
         input_hw = tuple(batch_inputs['imgs'].shape[-2:])
         head = self.bbox_head
+        cam2img = sample_cam2img(batch_data_samples, feat.device)
         if self.test_branch == 'teacher':
             if not self.with_teacher:
                 raise ValueError('SKDWM3D: test_cfg.branch="teacher" but there is no teacher')
             depth = self._depth_maps(batch_inputs)
-            feat = self.teacher_neck(feat, depth, sample_cam2img(batch_data_samples,
-                                                                 feat.device), input_hw)
+            feat = self.teacher_neck(feat, depth, cam2img, input_hw)
             head = self.teacher_head
-        res3d, res2d = head.predict_by_feat(head(feat), batch_data_samples, input_hw)
+        res3d, res2d = head.predict_by_feat(head(feat, cam2img, input_hw), batch_data_samples,
+                                            input_hw)
         for inst, sample in zip(res2d, batch_data_samples):
             inst.bboxes = boxes_to_original_image(inst.bboxes, sample.metainfo)
         return self.add_pred_to_datasample(batch_data_samples, res3d, res2d)
 
     def _forward(self, batch_inputs: dict, batch_data_samples=None):
         """Raw student prediction maps (for FLOP counting and export)."""
-        return self.bbox_head(self.extract_feat(batch_inputs)[0])
+        feat = self.extract_feat(batch_inputs)[0]
+        cam2img = None
+        if batch_data_samples is not None:
+            cam2img = sample_cam2img(batch_data_samples, feat.device)
+        return self.bbox_head(feat, cam2img, tuple(batch_inputs['imgs'].shape[-2:]))

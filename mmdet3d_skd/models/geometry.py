@@ -13,13 +13,14 @@ matrices and an exact inverse at camera ``z``, hence these small re-implementati
 layout is identical to ``CameraInstance3DBoxes.corners`` (tested against it).
 """
 import math
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 __all__ = [
-    'to_4x4', 'project_points', 'backproject', 'rotation_y', 'box_corners',
+    'to_4x4', 'project_points', 'backproject', 'cell_centres', 'camera_rays', 'rotation_y',
+    'box_corners',
     'gravity_to_bottom', 'bottom_to_gravity', 'wrap_angle', 'yaw_to_alpha',
     'alpha_to_yaw', 'to_box_bev', 'camera_in_box_bev', 'bev_box_corners'
 ]
@@ -102,6 +103,31 @@ def backproject(uv: Tensor, depth: Tensor, cam2img: Tensor, eps: float = 1e-9) -
     y = (a11 * b2 - b1 * a21) / det
     x, y, z = torch.broadcast_tensors(x, y, z)
     return torch.stack([x, y, z], dim=-1)
+
+
+def cell_centres(h: int, w: int, input_hw: Sequence[int], device=None,
+                 dtype=torch.float32) -> Tensor:
+    """(h*w, 2) input-image pixel (u, v) of the centres of an h x w feature grid laid over an
+    input image of size ``input_hw``, row by row."""
+    sy, sx = input_hw[0] / h, input_hw[1] / w
+    ys, xs = torch.meshgrid((torch.arange(h, device=device, dtype=dtype) + 0.5) * sy,
+                            (torch.arange(w, device=device, dtype=dtype) + 0.5) * sx,
+                            indexing='ij')
+    return torch.stack([xs, ys], -1).reshape(h * w, 2)
+
+
+def camera_rays(cam2img: Tensor, feat_hw: Sequence[int], input_hw: Sequence[int]) -> Tensor:
+    """(B,2,h,w) camera ray of each cell centre as (X/Z, Y/Z), the back-projection at Z = 1
+    through ``cam2img`` (B,4,4) of the input image: the intrinsics-normalised image
+    coordinates, which stay right under every crop, scale and flip that updates ``cam2img``.
+    A fully convolutional head cannot tell where a cell lies in the image; with these it can
+    use where an object stands (its ray to the ground) as a depth cue."""
+    h, w = feat_hw
+    b = cam2img.shape[0]
+    uv = cell_centres(h, w, input_hw, cam2img.device, cam2img.dtype)
+    ones = torch.ones(b, h * w, device=cam2img.device, dtype=cam2img.dtype)
+    xyz = backproject(uv[None].expand(b, -1, -1), ones, to_4x4(cam2img)[:, None])
+    return xyz[..., :2].reshape(b, h, w, 2).permute(0, 3, 1, 2).contiguous()
 
 
 def rotation_y(yaw: Tensor) -> Tensor:

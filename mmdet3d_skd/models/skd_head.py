@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import CameraInstance3DBoxes
-from .geometry import alpha_to_yaw, backproject, gravity_to_bottom, to_4x4
+from .geometry import alpha_to_yaw, backproject, camera_rays, gravity_to_bottom, to_4x4
 
 # KITTI class means (l, h, w) in metres, in mmdet3d's order Pedestrian, Cyclist, Car.
 KITTI_DIMS_PRIOR = ((0.84, 1.76, 0.66), (1.76, 1.74, 0.60), (3.88, 1.53, 1.63))
@@ -87,6 +87,10 @@ class SKDHead(BaseModule):
         supervision: 'weak', 'full' or '2d'.
         depth_mode: 'geometric' (default) or 'direct' (see above).
         depth_init: initial depth (metres) of ``depth_mode='direct'``.
+        camera_rays: feed the regression trunk each cell's camera ray (X/Z, Y/Z through
+            ``cam2img``, :func:`geometry.camera_rays`) as two more input channels, so that
+            depth can use where an object stands in the image (docs/benchmarks.md, levers);
+            ``forward`` then needs ``cam2img`` and ``input_hw``.
         max_logvar: bound of |s| (keeps exp(-s) finite).
         test_cfg: ``topk``, ``local_max_kernel``, ``score_thr``.
     """
@@ -100,6 +104,7 @@ class SKDHead(BaseModule):
                  supervision: str = 'weak',
                  depth_mode: str = 'geometric',
                  depth_init: float = 20.0,
+                 camera_rays: bool = False,
                  max_logvar: float = 5.0,
                  min_overlap: float = 0.7,
                  loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', loss_weight=1.0),
@@ -137,7 +142,9 @@ class SKDHead(BaseModule):
         self.heatmap_head = nn.Sequential(
             ConvModule(in_channels, feat_channels, 3, padding=1),
             nn.Conv2d(feat_channels, num_classes, 1))
-        self.reg_trunk = ConvModule(in_channels, feat_channels, 3, padding=1)
+        self.camera_rays = camera_rays
+        self.reg_trunk = ConvModule(in_channels + (2 if camera_rays else 0), feat_channels, 3,
+                                    padding=1)
         self.reg_heads = nn.ModuleDict(
             {name: nn.Conv2d(feat_channels, c, 1) for name, c in OUTPUTS})
         nn.init.constant_(self.heatmap_head[-1].bias, -2.19)  # prior 0.1, CenterNet
@@ -153,11 +160,18 @@ class SKDHead(BaseModule):
         self.loss_weak3d = MODELS.build(loss_weak3d) if supervision == 'weak' else None
 
     # ------------------------------------------------------------------ forward / decode
-    def forward(self, x) -> Dict[str, Tensor]:
-        """Raw prediction maps from the feature ``x`` (B,C,h,w) (or a tuple: its first map)."""
+    def forward(self, x, cam2img: Optional[Tensor] = None,
+                input_hw: Optional[Tuple[int, int]] = None) -> Dict[str, Tensor]:
+        """Raw prediction maps from the feature ``x`` (B,C,h,w) (or a tuple: its first map);
+        ``cam2img`` (B,4,4) and the input image's ``input_hw`` for ``camera_rays``."""
         if isinstance(x, (list, tuple)):
             x = x[0]
         out = {'heatmap': self.heatmap_head(x)}
+        if self.camera_rays:
+            if cam2img is None or input_hw is None:
+                raise ValueError('SKDHead(camera_rays=True) needs cam2img and input_hw in '
+                                 'forward (the detector passes them)')
+            x = torch.cat([x, camera_rays(cam2img, x.shape[-2:], input_hw).to(x.dtype)], 1)
         reg = self.reg_trunk(x)
         out.update({name: head(reg) for name, head in self.reg_heads.items()})
         return out
