@@ -1,7 +1,10 @@
 """The benchmark script's quick mode: every path runs (weak training, the teacher at test
 time, full supervision, the speed probes) and the report is written. Its numbers mean
 nothing; the real figures come from ``tools/benchmarks/run_benchmarks.py`` (docs/benchmarks.md)."""
+import math
 import sys
+
+import pytest
 
 from tests.conftest import REPO
 
@@ -81,6 +84,15 @@ def test_error_breakdown_matches_cars_by_2d_overlap():
     s = eb.summarise(m)
     assert abs(s['recall'] - 2 / 3) < 1e-9 and s['iou07'] == 1.0 and s['within1'] == 0.5
     assert eb.match_cars(gts[:1], torch.zeros(0, 4), torch.zeros(0)) == [{}]
+    # with yaws: the box-height error and the yaw error modulo pi (the length axis)
+    gts[0]['bbox_3d'] = [0, 0, 20.0, 4, 1.5, 1.6, 0.1]
+    gts[2]['bbox_3d'] = [0, 0, 10.0, 4, 1.5, 1.6, 0.0]
+    m = eb.match_cars(gts, boxes, depths, yaws=torch.tensor([0.1 + math.pi, math.pi / 2, 0.]))
+    assert abs(m[0]['dh'] + 0.2) < 1e-6 and m[0]['dyaw'] < 1e-4  # 40 px for 50; heading flip
+    assert abs(m[2]['dyaw'] - 90.0) < 1e-4  # length and width swapped
+    s = eb.summarise(m)
+    assert s['axis_ok'] == 0.5 and abs(s['dh_mae'] - 0.1) < 1e-6
+    assert abs(eb.yaw_error_mod_pi(0.1, -0.1) - math.degrees(0.2)) < 1e-9
     assert not eb.is_moderate_car(dict(car, bbox=[0, 0, 10, 20]))  # 20 px tall: too small
 
 
@@ -241,3 +253,68 @@ def test_compare_curves_tables_and_plots_two_runs(tmp_path, capsys):
     text = capsys.readouterr().out
     assert '| A | 10 | 2.00 | - | - |' in text and '| B | 5 | 0.50 | - | - |' in text
     assert out.stat().st_size > 1000
+
+
+def test_pinned_command_runs_on_one_core_with_one_thread(tmp_path):
+    import os
+    core = sorted(os.sched_getaffinity(0))[-1]
+    log = tmp_path / 'pinned.log'
+    code = 'import os; print(sorted(os.sched_getaffinity(0)), os.environ["OMP_NUM_THREADS"])'
+    run_benchmarks.run_cmd([sys.executable, '-c', code], log, core=core)
+    assert log.read_text().strip() == f'[{core}] 1'
+    assert run_benchmarks.pinned(['x'], None) == (['x'], None)
+
+
+def test_run_set_runs_in_parallel_on_distinct_cores_and_waits_for_a_source(monkeypatch):
+    """Runs 1 and 6 start together on two cores; run 5 (run 1's checkpoint) only after run 1;
+    a failed run is reported without losing the others."""
+    import threading
+    import time
+    from types import SimpleNamespace
+    log, lock = [], threading.Lock()
+
+    def fake(run, seed, args, ckpts, encoder, core=None):
+        with lock:
+            log.append(('start', run.key, core))
+        time.sleep(0.3)
+        with lock:
+            log.append(('end', run.key, core))
+        if run.key == 'full':
+            raise RuntimeError('boom\nmore')
+        return dict(seed=seed)
+
+    monkeypatch.setattr(run_benchmarks, 'train_and_test', fake)
+    monkeypatch.setattr(run_benchmarks.os, 'sched_getaffinity', lambda pid: {0, 1})
+    by = run_benchmarks.RUN_BY_KEY
+    jobs = [(by['skd'], 0), (by['teacher'], 0), (by['full'], 0)]
+    results, failed = run_benchmarks.run_set(jobs, SimpleNamespace(parallel=2), None)
+    assert results == {'skd': {0: dict(seed=0)}, 'teacher': {0: dict(seed=0)}}
+    assert failed == {'full': 'boom'}
+    starts = {k: (i, c) for i, (e, k, c) in enumerate(log) if e == 'start'}
+    assert {starts['skd'][1], starts['full'][1]} == {0, 1}  # together, one core each
+    assert starts['full'][0] < log.index(('end', 'skd', starts['skd'][1]))
+    assert starts['teacher'][0] > log.index(('end', 'skd', starts['skd'][1]))
+
+
+def test_grad_norms_are_each_terms_gradient_into_the_encoder_only():
+    """Hand case: loss_a = 3 w, loss_b = 4 w + 10 h (h a head parameter, not counted):
+    norms 3 and 4 into the encoder (backbone w, neck v unused)."""
+    import torch
+    import grad_norms
+
+    class Toy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = torch.nn.Linear(1, 1, bias=False)
+            self.neck = torch.nn.Linear(1, 1, bias=False)
+            self.head = torch.nn.Linear(1, 1, bias=False)
+
+        def loss(self, inputs, samples):
+            w, h = self.backbone.weight.sum(), self.head.weight.sum()
+            return {'loss_a': 3 * w, 'loss_b': 4 * w + 10 * h, 'weak_total': w.detach()}
+
+    norms = grad_norms.encoder_grad_norms(Toy(), dict(inputs=None, data_samples=None))
+    assert norms == {'loss_a': pytest.approx(3.0), 'loss_b': pytest.approx(4.0)}
+    text = grad_norms.table([norms, {'loss_a': 1.0, 'loss_b': 4.0}])
+    assert text.splitlines()[2] == '| loss_b | 4 | 66.7 % |'
+    assert text.splitlines()[3] == '| loss_a | 2 | 33.3 % |'

@@ -3,7 +3,9 @@
 For the val frames of a generated synthetic set (whose 3D truth is exact), extracts the pseudo
 points of every labelled 2D box from the estimator-like depth map with training's function
 (``batch_pseudo_points``, its defaults but ``surface_quantile``) and compares each box's
-depth target ``z*`` with the true centre depth, per ``surface_quantile``::
+depth target ``z*`` with the true centre depth, per ``surface_quantile``, and its observed yaw
+(``yaw_obs``, the L-shape fit with the length axis resolved by the class prior) with the true
+yaw modulo pi::
 
     python tools/benchmarks/depth_targets.py --data data/synth_kitti --frames 200 \
         --quantiles 0.05,0.25
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 from mmcv import imread
 
-from error_breakdown import is_moderate_car  # tools/benchmarks, beside this script
+from error_breakdown import AXIS_DEG, is_moderate_car, yaw_error_mod_pi  # beside this script
 
 from mmdet3d_skd.models.pseudo_points import batch_pseudo_points
 from mmdet3d_skd.models.skd_head import KITTI_DIMS_PRIOR
@@ -31,7 +33,7 @@ from mmdet3d_skd.models.skd_head import KITTI_DIMS_PRIOR
 def measure(data: Path, frames: int, quantile: float, depth_stride: int) -> dict:
     infos = pickle.load(open(data / 'kitti_infos_val.pkl', 'rb'))['data_list'][:frames]
     prior = torch.tensor(KITTI_DIMS_PRIOR)
-    err, valid, total = [], 0, 0
+    err, dyaw, valid, total = [], [], 0, 0
     for info in infos:
         cars = [is_moderate_car(x) for x in info['instances']]
         if not any(cars):
@@ -59,13 +61,15 @@ def measure(data: Path, frames: int, quantile: float, depth_stride: int) -> dict
             if bool(pseudo.valid[i]) and np.isfinite(float(pseudo.depth_target[i])):
                 valid += 1
                 err.append(float(pseudo.depth_target[i]) - x['bbox_3d'][2])
+                dyaw.append(yaw_error_mod_pi(float(pseudo.yaw_obs[i]), x['bbox_3d'][6]))
     e = np.array(err)
     if len(e) == 0:
         raise ValueError(f'{data}: no moderate car with a depth target in the first {frames} '
                          'val frames')
     return dict(quantile=quantile, cars=total, valid=valid, bias=float(np.median(e)),
                 mae=float(np.median(np.abs(e))), within1=float((np.abs(e) < 1.0).mean()),
-                within05=float((np.abs(e) < 0.5).mean()))
+                within05=float((np.abs(e) < 0.5).mean()),
+                axis_ok=float((np.array(dyaw) < AXIS_DEG).mean()))
 
 
 def main(argv=None) -> None:
@@ -76,12 +80,13 @@ def main(argv=None) -> None:
     p.add_argument('--depth-stride', type=int, default=6)
     args = p.parse_args(argv)
     print('| surface_quantile | cars | with a target | median z* - z (m) | median abs (m) '
-          '| within 0.5 m | within 1 m |')
-    print('|---|---|---|---|---|---|---|')
+          f'| within 0.5 m | within 1 m | yaw_obs axis right (mod pi < {AXIS_DEG:.0f} deg) |')
+    print('|---|---|---|---|---|---|---|---|')
     for q in (float(v) for v in args.quantiles.split(',')):
         r = measure(args.data, args.frames, q, args.depth_stride)
         print(f"| {q} | {r['cars']} | {r['valid']} | {r['bias']:+.2f} | {r['mae']:.2f} | "
-              f"{100 * r['within05']:.0f} % | {100 * r['within1']:.0f} % |")
+              f"{100 * r['within05']:.0f} % | {100 * r['within1']:.0f} % | "
+              f"{100 * r['axis_ok']:.0f} % |")
 
 
 if __name__ == '__main__':
