@@ -25,12 +25,15 @@ import json
 import os
 import pickle
 import platform
+import queue
 import re
 import shlex
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -98,6 +101,14 @@ def machine() -> str:
     return out
 
 
+def gpu_available() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
 def data_options(data: Path) -> List[str]:
     root = f'{data}/'
     opts = [f'{k}.dataset.data_root={root}' for k in
@@ -122,12 +133,26 @@ def size_options(config: str, size: Optional[Tuple[int, int]]) -> List[str]:
     return opts
 
 
-def run_cmd(cmd: List[str], log: Path) -> float:
-    """Run ``cmd`` (output appended to ``log``), raise with the log's end on failure; wall
-    seconds."""
+def pinned(cmd: List[str], core: Optional[int]) -> Tuple[List[str], Optional[dict]]:
+    """``cmd`` run on one CPU core with one compute thread (``core`` None: unchanged), and
+    the environment for it. The affinity is set before ``exec`` so that every thread and data
+    worker of the command inherits it. Two single-threaded trainings on two cores do about
+    twice the work of one two-threaded training (docs/benchmarks.md, throughput)."""
+    if core is None:
+        return cmd, None
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    code = (f'import os, sys; os.sched_setaffinity(0, {{{core}}}); '
+            'os.execv(sys.argv[1], sys.argv[1:])')
+    return [PY, '-c', code, *cmd], env
+
+
+def run_cmd(cmd: List[str], log: Path, core: Optional[int] = None) -> float:
+    """Run ``cmd`` (output appended to ``log``; on CPU ``core`` alone if given), raise with
+    the log's end on failure; wall seconds."""
     t0 = time.time()
+    cmd, env = pinned(cmd, core)
     with open(log, 'a') as f:
-        rc = subprocess.call(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
+        rc = subprocess.call(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env)
     if rc != 0:
         tail = log.read_text()[-3000:]
         raise RuntimeError(f'command failed ({rc}): {shlex.join(cmd)}\n{tail}')
@@ -237,10 +262,10 @@ def schedule_key(args) -> dict:
 
 
 def train_and_test(run: Run, seed: int, args, ckpts: Dict[Tuple[str, int], Path],
-                   encoder: Optional[Path]) -> dict:
-    """Train (unless ``run.train_from``) and test one run with one seed; its figures are
-    saved in ``work/<key>/seed<seed>/result.json``, read back instead of running again when
-    the schedule matches."""
+                   encoder: Optional[Path], core: Optional[int] = None) -> dict:
+    """Train (unless ``run.train_from``) and test one run with one seed (on CPU ``core``
+    alone if given); its figures are saved in ``work/<key>/seed<seed>/result.json``, read
+    back instead of running again when the schedule matches."""
     wdir = args.work_dir / run.key / f'seed{seed}'
     wdir.mkdir(parents=True, exist_ok=True)
     saved = wdir / RESULT_FILE
@@ -258,14 +283,52 @@ def train_and_test(run: Run, seed: int, args, ckpts: Dict[Tuple[str, int], Path]
     cmds = [test_cmd]
     if train_cmd:
         cmds.insert(0, train_cmd)
-        run_cmd(train_cmd, wdir / 'train.log')
+        run_cmd(train_cmd, wdir / 'train.log', core)
         ckpts[run.key, seed] = checkpoint(wdir, args.iters)
-    test_s = run_cmd(test_cmd, wdir / 'test.log')
+    test_s = run_cmd(test_cmd, wdir / 'test.log', core)
     res = dict(train_s=logged_seconds(wdir), test_s=test_s,
                metrics=read_test_metrics(wdir / 'test'), curve=read_curve(wdir),
                commands=[shlex.join(c) for c in cmds], seed=seed, **schedule_key(args))
     saved.write_text(json.dumps(res, indent=1))
     return res
+
+
+def run_set(jobs: List[Tuple[Run, int]], args, encoder: Optional[Path]):
+    """Train and test every ``(run, seed)`` of ``jobs``, ``args.parallel`` at a time, each on
+    a CPU core of its own with one thread when more than one runs at once (a run that tests
+    another's checkpoint waits for it). Returns ``results[key][seed]`` and the failed runs
+    ``{key: first line of the error}``: one failed run must not lose the others' figures."""
+    results, ckpts, failed = {}, {}, {}
+    cores = queue.Queue()
+    for c in sorted(os.sched_getaffinity(0))[:args.parallel]:
+        cores.put(c)
+    done = {(run.key, seed): threading.Event() for run, seed in jobs}
+
+    def work(job):
+        run, seed = job
+        try:
+            if run.train_from and (run.train_from, seed) in done:
+                done[run.train_from, seed].wait()
+            core = cores.get()
+            try:
+                print(f'[bench] {run.title}, seed {seed}', flush=True)
+                res = train_and_test(run, seed, args, ckpts, encoder,
+                                     core if args.parallel > 1 else None)
+                results.setdefault(run.key, {})[seed] = res
+            finally:
+                cores.put(core)
+        except RuntimeError as e:
+            print(f'[bench]   FAILED: {run.key} seed {seed}: {e}', flush=True)
+            failed[run.key] = str(e).splitlines()[0]
+        finally:
+            done[run.key, seed].set()
+
+    # runs that train come first, so that one waiting for its source holds no slot early
+    with ThreadPoolExecutor(max(1, args.parallel)) as pool:
+        list(pool.map(work, sorted(jobs, key=lambda j: j[0].train_from is not None)))
+    ordered = {run.key: dict(sorted(results[run.key].items())) for run in RUNS
+               if results.get(run.key)}
+    return ordered, failed
 
 
 def pretrain(args) -> Tuple[Optional[Path], Optional[dict]]:
@@ -563,6 +626,9 @@ def write_report(path: Path, results: dict, speed: dict, args, wall: float,
              f'{args.iters} iterations, batch {args.batch_size}, {size}, for every run; seeds '
              f'{getattr(args, "seeds", "0")} for runs {getattr(args, "seed_runs", "-")}, the first '
              'seed for the others.', '']
+    if getattr(args, 'parallel', 1) > 1:
+        lines += [f'{args.parallel} runs at a time, each on a CPU core of its own with one '
+                  'thread (train minutes are per run).', '']
     if pretrained:
         lines += [f'Shared 2D pretraining of the encoder (paid once for the set, every run '
                   f'starts from it): {pretrained["iters"]} iterations of '
@@ -706,8 +772,13 @@ def main(argv=None) -> None:
     p.add_argument('--out', type=Path, default=REPO / 'docs' / 'benchmarks.md')
     p.add_argument('--quick', action='store_true')
     p.add_argument('--no-speed', action='store_true')
+    p.add_argument('--parallel', type=int, default=None,
+                   help='runs at once, each on a core of its own with one thread (default: '
+                        'one per core on a CPU machine, 1 with a GPU)')
     p.add_argument('--cfg-options', nargs='*', default=[])
     args = p.parse_args(argv)
+    if args.parallel is None:
+        args.parallel = 1 if gpu_available() else len(os.sched_getaffinity(0))
     if args.quick:
         args.iters, args.batch_size, args.seeds = 2, 2, args.seeds.split(',')[0]
         args.pretrain_iters = min(args.pretrain_iters, 2)
@@ -738,25 +809,13 @@ def main(argv=None) -> None:
     seeds = [int(s) for s in args.seeds.split(',')]
     seeded = set(args.seed_runs.split(','))
     wanted |= {r.train_from for r in RUNS if r.key in wanted and r.train_from}
-    results, ckpts, failed = {}, {}, {}
     encoder, pretrained = None, None
     if any(r.train_from is None for r in RUNS if r.key in wanted):
         print('[bench] shared 2D pretraining', flush=True)
         encoder, pretrained = pretrain(args)
-    for run in RUNS:
-        if run.key not in wanted:
-            continue
-        source = run.train_from or run.key
-        for seed in (seeds if source in seeded else seeds[:1]):
-            print(f'[bench] {run.title}, seed {seed}', flush=True)
-            try:
-                results.setdefault(run.key, {})[seed] = train_and_test(run, seed, args, ckpts,
-                                                                       encoder)
-            except RuntimeError as e:  # one failed run must not lose the others' figures
-                print(f'[bench]   FAILED: {e}', flush=True)
-                failed[run.key] = str(e).splitlines()[0]
-        if not results.get(run.key):
-            results.pop(run.key, None)
+    jobs = [(run, seed) for run in RUNS if run.key in wanted
+            for seed in (seeds if (run.train_from or run.key) in seeded else seeds[:1])]
+    results, failed = run_set(jobs, args, encoder)
     speed = {}
     if not args.no_speed:
         reps = 3 if args.quick else 30
