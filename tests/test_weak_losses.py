@@ -296,3 +296,29 @@ def test_weak_loss_module_mixed_batch_and_registry():
     for v in pred.values():
         assert torch.isfinite(v.grad).all()
     assert pred['depth'].grad[0] != 0 and pred['depth'].grad[1] == 0
+
+
+def test_alignment_per_depth_is_scale_free():
+    """The same misfit with the whole scene (points, box, depth) twice as far and twice as
+    big: the metre loss doubles, the per-depth loss stays (uniform point weights: the
+    inverse-density radius is in metres, so it is kept out of the comparison)."""
+    pts, mask = fitting_case()
+    off = torch.tensor([[0.5, 0.0, 0.3]])
+    out = {}
+    for per_depth in (False, True):
+        loss_fn = WeakMono3DLoss(loss_weights=dict(align=1.0), align_per_depth=per_depth,
+                                 align_cfg=dict(density_radius=1e-6))
+        for k in (1.0, 2.0):
+            pseudo = make_pseudo(1, pts.shape[1], valid=torch.tensor([True]))
+            pseudo.points = pts * k
+            pseudo.depth_target = torch.tensor([CENTER[2] * k])
+            pred = dict(center=(torch.tensor([list(CENTER)]) + off) * k,
+                        dims=torch.tensor([DIMS]) * k, yaw=torch.tensor([YAW]),
+                        depth=torch.tensor([CENTER[2] * k]), depth_logvar=torch.zeros(1))
+            boxes = torch.tensor([[500.0, 150.0, 700.0, 230.0]])
+            out[per_depth, k] = loss_fn(pred, pseudo, boxes, K.expand(1, 4, 4),
+                                        torch.tensor([DIMS]))['loss_align'].item()
+    assert out[False, 1.0] > 0.1
+    assert out[False, 2.0] == pytest.approx(2 * out[False, 1.0], rel=1e-4)
+    assert out[True, 2.0] == pytest.approx(out[True, 1.0], rel=1e-4)
+    assert out[True, 1.0] == pytest.approx(out[False, 1.0] / CENTER[2], rel=1e-4)

@@ -304,6 +304,11 @@ class WeakMono3DLoss(nn.Module):
             ``density_radius``).
         proj_cfg: kwargs of :func:`projection_consistency_loss` (``giou_weight``,
             ``min_depth``).
+        align_per_depth: divide each instance's alignment distance (metres) by its depth
+            target, so the term is a relative error like the projection term (scale-free: a
+            far car's metre of misfit counts as much as a near car's proportionally smaller
+            one, and its gradient into log-depth no longer grows with the depth); measured in
+            docs/benchmarks.md (loss balance). Off by default.
     """
 
     TERMS = ('depth', 'align', 'proj', 'dim', 'orient')
@@ -312,8 +317,10 @@ class WeakMono3DLoss(nn.Module):
                  loss_weights: Optional[dict] = None,
                  orient_period: float = 0.5 * math.pi,
                  align_cfg: Optional[dict] = None,
-                 proj_cfg: Optional[dict] = None):
+                 proj_cfg: Optional[dict] = None,
+                 align_per_depth: bool = False):
         super().__init__()
+        self.align_per_depth = align_per_depth
         # align 0.1: the alignment distances are metres summed over a box's points and
         # dominated the shared encoder at 1.0 (gradient norm ~10x full supervision's, 2D
         # detection stalled); docs/benchmarks.md, "loss balance"
@@ -379,8 +386,10 @@ class WeakMono3DLoss(nn.Module):
 
         pts = torch.nan_to_num(pseudo.points.to(center), 0.0, 0.0, 0.0)
         pmask = pseudo.mask.to(center.device).bool() & valid.unsqueeze(-1)
-        losses['loss_align'] = w['align'] * self._mean(
-            bev_alignment_loss(center, dims, yaw, pts, pmask, **self.align_cfg), valid, anchor)
+        align = bev_alignment_loss(center, dims, yaw, pts, pmask, **self.align_cfg)
+        if self.align_per_depth:
+            align = align / target.detach().clamp(min=1.0)
+        losses['loss_align'] = w['align'] * self._mean(align, valid, anchor)
 
         if n > 0:
             proj = projection_consistency_loss(
