@@ -17,8 +17,9 @@ def kitti_real() -> Path:
 
 
 def _in_mmdet3d_scope():
-    from mmdet3d.utils import register_all_modules
     from mmengine.registry import DefaultScope
+
+    from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     return DefaultScope.overwrite_default_scope('mmdet3d')
 

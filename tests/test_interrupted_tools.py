@@ -13,7 +13,6 @@ import time
 
 import cv2
 import numpy as np
-import pytest
 
 from mmdet3d_skd.datasets.kitti_format import CALIB_SHAPES, read_calib, read_label
 from tests.conftest import REPO

@@ -4,7 +4,6 @@ import json
 import math
 from pathlib import Path
 
-import mmdet3d
 import numpy as np
 import pytest
 import torch
@@ -12,6 +11,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 
+import mmdet3d
 from mmdet3d.registry import MODELS, TRANSFORMS
 from mmdet3d.structures import Det3DDataSample
 from mmdet3d_skd.models.geometry import project_points

@@ -19,8 +19,8 @@ import pytest
 from mmdet3d_skd.datasets.synthetic import generator as gen
 from mmdet3d_skd.datasets.synthetic import kitti_io
 from mmdet3d_skd.datasets.synthetic.depth_noise import apply_depth_noise, decode_depth_png
-from mmdet3d_skd.datasets.synthetic.world import (CLASS_SIZE_PRIORS, KITTI_P2,
-                                                  DepthNoiseConfig, WorldConfig, sample_scene)
+from mmdet3d_skd.datasets.synthetic.world import (CLASS_SIZE_PRIORS, KITTI_P2, DepthNoiseConfig,
+                                                  WorldConfig, sample_scene)
 
 W, H = 621, 188          # about half of KITTI's resolution: fast, objects still > 15 px
 SEED = 7
@@ -279,6 +279,7 @@ def test_truncation_and_occlusion_flags(world, frames, references):
 
 def test_projected_3d_box_contains_visible_2d_box(world):
     import torch
+
     from mmdet3d.structures import CameraInstance3DBoxes, points_cam2img
     root, _ = world
     n = 0

@@ -8,7 +8,6 @@ import os.path as osp
 import runpy
 
 import mmdet3d
-
 import mmdet3d_skd  # noqa: F401  registers our modules, fixes checkpoint loading
 
 

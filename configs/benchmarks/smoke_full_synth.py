@@ -45,7 +45,7 @@ train_dataloader = dict(batch_size=8, num_workers=1,
                                      pipeline=train_pipeline))
 val_dataloader = dict(batch_size=8, num_workers=1,
                       dataset=dict(type='WeakKittiDataset', weak=False, data_root=data_root,
-                                    pipeline=test_pipeline))
+                                   pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='CPUKittiMetric', ann_file=data_root + 'kitti_infos_val.pkl')
 test_evaluator = val_evaluator

@@ -31,8 +31,7 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmengine.fileio import get
 
-from mmdet3d.datasets.transforms import (AffineResize, Pack3DDetInputs,
-                                         RandomFlip3D, Resize3D)
+from mmdet3d.datasets.transforms import AffineResize, Pack3DDetInputs, RandomFlip3D, Resize3D
 from mmdet3d.registry import TRANSFORMS
 
 # Per-instance fields that stay aligned with ``gt_bboxes`` through the

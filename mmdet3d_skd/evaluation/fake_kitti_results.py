@@ -81,6 +81,7 @@ def _project(boxes_3d: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(N, 7) camera boxes -> unclipped 2D boxes (N, 4) and projected gravity
     centres (N, 2), as KittiMetric projects predictions (corners through P2)."""
     import torch
+
     from mmdet3d.structures import CameraInstance3DBoxes, points_cam2img
     boxes = CameraInstance3DBoxes(torch.as_tensor(boxes_3d, dtype=torch.float32))
     p2 = torch.as_tensor(P2, dtype=torch.float32)

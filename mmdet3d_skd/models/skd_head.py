@@ -5,8 +5,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import torch
 from mmcv.cnn import ConvModule
 from mmdet.models.utils.gaussian_target import (gaussian_radius, gen_gaussian_target,
-                                                get_local_maximum,
-                                                get_topk_from_heatmap)
+                                                get_local_maximum, get_topk_from_heatmap)
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn

@@ -20,9 +20,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from mmcv import imread
-
 from error_breakdown import is_moderate_car  # tools/benchmarks, beside this script
+from mmcv import imread
 
 from mmdet3d_skd.models.pseudo_points import batch_pseudo_points
 from mmdet3d_skd.models.skd_head import KITTI_DIMS_PRIOR

@@ -6,8 +6,8 @@ image_2, calib, label_2, depth_2``, ``ImageSets``) and mmdet3d v2 info files
 ``KittiMetric`` read unchanged. See docs/synthetic_data.md.
 """
 from .depth_noise import apply_depth_noise, decode_depth_png, encode_depth_png
-from .generator import (Annotation, Frame, WorldMismatchError, compute_annotations,
-                        generate, make_frame, write_splits)
+from .generator import (Annotation, Frame, WorldMismatchError, compute_annotations, generate,
+                        make_frame, write_splits)
 from .render import RenderResult, render_scene
 from .world import (CLASS_SIZE_PRIORS, CLASS_SIZE_STDS, KITTI_CLASSES, SYNTH_CLASSES,
                     DepthNoiseConfig, Scene, SceneObject, WorldConfig, sample_scene)
