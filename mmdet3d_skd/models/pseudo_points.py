@@ -57,6 +57,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from ..datasets.kitti_format import KITTI_SIZE_PRIORS
 from .geometry import backproject, to_4x4, wrap_angle
 from .weak_losses import points_orientation
 
@@ -64,7 +65,7 @@ __all__ = ['PseudoPoints', 'fit_ground_plane', 'extract_pseudo_points', 'batch_p
            'masked_quantile', 'resolve_length_axis', 'DEFAULT_DIMS_PRIOR']
 
 #: KITTI mean car size (l, h, w), used when no class prior is given.
-DEFAULT_DIMS_PRIOR = (3.88, 1.53, 1.63)
+DEFAULT_DIMS_PRIOR = KITTI_SIZE_PRIORS['Car']
 
 
 @dataclass

@@ -12,10 +12,8 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import CameraInstance3DBoxes
+from ..datasets.kitti_format import KITTI_DIMS_PRIOR
 from .geometry import alpha_to_yaw, backproject, gravity_to_bottom, to_4x4
-
-# KITTI class means (l, h, w) in metres, in mmdet3d's order Pedestrian, Cyclist, Car.
-KITTI_DIMS_PRIOR = ((0.84, 1.76, 0.66), (1.76, 1.74, 0.60), (3.88, 1.53, 1.63))
 
 # Channels of each prediction map, in the order they are stacked in ``SKDHead.forward``.
 OUTPUTS = (('bbox2d', 4), ('offset', 2), ('depth', 1), ('depth_logvar', 1), ('dims', 3),

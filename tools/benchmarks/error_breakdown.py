@@ -19,12 +19,14 @@ import numpy as np
 import torch
 from mmdet.structures.bbox import bbox_overlaps
 
+from mmdet3d_skd.datasets.kitti_format import kitti_difficulty
+
 
 def is_moderate_car(inst: dict, car_label: int = 2) -> bool:
     """KITTI's moderate difficulty (and easier) for a car label of an mmdet3d info file."""
     x1, y1, x2, y2 = inst['bbox']
-    return (inst['bbox_label'] == car_label and inst['occluded'] <= 1
-            and inst['truncated'] <= 0.3 and y2 - y1 >= 25)
+    return (inst['bbox_label'] == car_label
+            and kitti_difficulty(y2 - y1, inst['occluded'], inst['truncated']) in (0, 1))
 
 
 def match_cars(gts: List[dict], boxes2d: torch.Tensor, depths: torch.Tensor,
