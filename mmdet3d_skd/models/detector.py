@@ -8,7 +8,8 @@ from mmdet3d.models.detectors.single_stage_mono3d import SingleStageMono3DDetect
 from mmdet3d.registry import MODELS
 from .grad_scale import scale_grad
 from .pseudo_points import batch_pseudo_points
-from .skd_head import FULL_3D_KEYS, Targets, sample_cam2img
+from .skd_head import FULL_3D_KEYS
+from .targets import Targets, sample_cam2img
 
 BRANCHES = ('teacher', 'student', 'distill')
 
