@@ -12,7 +12,7 @@ _base_ = [
     '../../../configs/_base_/datasets/kitti_weak_mono3d.py',
     '../../../configs/_base_/schedules/adam_72e.py',  # and configs/_base_/default_runtime.py
 ]
-custom_imports = dict(imports=['mmdet3d_skd', 'mmdet3d_skd.models.smoke_skd'],
+custom_imports = dict(imports=['mmdet3d_skd', 'projects.smoke_skd.smoke_skd'],
                       allow_failed_imports=False)
 
 # every parameter gets a gradient in each step (tests/test_projects.py checks it): DDP need not

@@ -7,7 +7,7 @@ _base_ = [
     '../../../configs/_base_/datasets/synth_kitti_weak_mono3d.py',
     '../../../configs/_base_/schedules/adam_1000it_cpu.py',  # and the runtime
 ]
-custom_imports = dict(imports=['mmdet3d_skd', 'mmdet3d_skd.models.smoke_skd'],
+custom_imports = dict(imports=['mmdet3d_skd', 'projects.smoke_skd.smoke_skd'],
                       allow_failed_imports=False)
 
 model = dict(
