@@ -21,7 +21,7 @@ Post-processing of a prediction ``p`` (:func:`to_metric_depth`):
 * ``scale_mode='fixed'``: ``d = S * d``;
 * ``scale_mode='ground'``: ``d = (h_cam / h_fit) * d``, ``h_fit`` the camera height over the
   ground plane fitted to the predicted points below the principal point's row
-  (:func:`ground_scale`, which reuses :func:`mmdet3d_skd.models.pseudo_points.fit_ground_plane`);
+  (:func:`ground_scale`, which reuses :func:`mmdet3d_skd.models.ground_plane.fit_ground_plane`);
 * non-finite, non-positive, or beyond the ``uint16`` range (> 255.99 m) -> 0 (invalid).
 """
 import glob
@@ -172,7 +172,7 @@ def ground_scale(depth: np.ndarray, cam2img: np.ndarray, camera_height: float = 
     """
     import torch
 
-    from mmdet3d_skd.models.pseudo_points import fit_ground_plane
+    from mmdet3d_skd.models.ground_plane import fit_ground_plane
     d = np.asarray(depth, dtype=np.float64)
     d = np.where(np.isfinite(d) & (d > 0), d, 0.0)
     P = np.asarray(cam2img, dtype=np.float64)
