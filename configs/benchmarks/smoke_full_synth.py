@@ -6,6 +6,7 @@
 _base_ = [
     'mmdet3d::_base_/datasets/kitti-mono3d.py',
     'mmdet3d::_base_/models/smoke.py',
+    '../_base_/models/r18_secondfpn.py',
     '../_base_/schedules/adam_1000it_cpu.py',  # and the runtime (imports mmdet3d_skd)
 ]
 
@@ -14,12 +15,8 @@ input_size = (384, 128)
 backend_args = None
 
 model = dict(
-    backbone=dict(_delete_=True, type='mmdet.ResNet', depth=18, num_stages=4,
-                  out_indices=(0, 1, 2, 3), norm_cfg=dict(type='BN'), norm_eval=False,
-                  style='pytorch', init_cfg=None),
-    neck=dict(_delete_=True, type='SECONDFPN', in_channels=[64, 128, 256, 512],
-              out_channels=[16, 16, 16, 16], upsample_strides=[1, 2, 4, 8],
-              norm_cfg=dict(type='BN', eps=1e-3, momentum=0.01)),
+    backbone=dict(_delete_=True, **_base_.r18_secondfpn.backbone),
+    neck=dict(_delete_=True, **_base_.r18_secondfpn.neck),
     bbox_head=dict(cls_branch=(64, ), reg_branch=((64, ), )))
 
 train_pipeline = [

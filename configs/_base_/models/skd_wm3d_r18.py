@@ -1,17 +1,9 @@
-# SKD-WM3D sized for a CPU: a ResNet-18 + SECONDFPN (all stages at stride 4) and 64-channel
-# head branches instead of DLA-34 (mmcv's CPU deformable convolution is too slow for a CPU run).
-_base_ = ['./skd_wm3d_dla34.py']
+# SKD-WM3D sized for a CPU: the ResNet-18 + SECONDFPN encoder (./r18_secondfpn.py) and
+# 64-channel head branches instead of DLA-34.
+_base_ = ['./skd_wm3d_dla34.py', './r18_secondfpn.py']
 
 model = dict(
-    backbone=dict(_delete_=True, type='mmdet.ResNet', depth=18, num_stages=4,
-                  out_indices=(0, 1, 2, 3), norm_cfg=dict(type='BN'), norm_eval=False,
-                  style='pytorch', init_cfg=None),
-    # every ResNet stage brought to stride 4 and concatenated (mmdet3d's SECONDFPN, 4 x 16
-    # channels, like DLA's aggregation): trained from scratch, the skips let the heatmap learn
-    # far sooner than CenterNet's skip-free deconvolution neck; unlike an FPN whose coarser
-    # outputs go unused, no parameter is left without a gradient (DDP); docs/benchmarks.md
-    neck=dict(_delete_=True, type='SECONDFPN', in_channels=[64, 128, 256, 512],
-              out_channels=[16, 16, 16, 16], upsample_strides=[1, 2, 4, 8],
-              norm_cfg=dict(type='BN', eps=1e-3, momentum=0.01)),
+    backbone=dict(_delete_=True, **_base_.r18_secondfpn.backbone),
+    neck=dict(_delete_=True, **_base_.r18_secondfpn.neck),
     bbox_head=dict(feat_channels=64),
     teacher_head=dict(feat_channels=64))
