@@ -24,21 +24,13 @@ model = dict(
     bbox_head=dict(num_classes=len(class_names), dims_prior=dims_prior),
     teacher_head=dict(num_classes=len(class_names), dims_prior=dims_prior))
 
+# the base's pipelines at this input size, the depth maps read from depth_root
 train_pipeline = [
-    dict(type='LoadImageFromFileMono3D', backend_args=backend_args),
-    dict(type='LoadAnnotations3D', with_bbox=True, with_label=True, with_attr_label=False,
-         with_bbox_3d=False, with_label_3d=False, with_bbox_depth=False),
-    dict(type='LoadDepthMap', depth_prefix=data_root + depth_root, backend_args=backend_args),
-    dict(type='DepthRandomFlip3D', flip_ratio_bev_horizontal=0.5),
-    dict(type='RandomShiftScale', shift_scale=(0.2, 0.4), aug_prob=0.3),
-    dict(type='DepthAffineResize', img_scale=input_size, down_ratio=4),
-    dict(type='PackSKDInputs', keys=['img', 'gt_bboxes', 'gt_bboxes_labels', 'depth_map']),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFileMono3D', backend_args=backend_args),
-    dict(type='DepthAffineResize', img_scale=input_size, down_ratio=4),
-    dict(type='PackSKDInputs', keys=['img']),
-]
+    dict(t, depth_prefix=data_root + depth_root) if t['type'] == 'LoadDepthMap' else
+    dict(t, img_scale=input_size) if 'img_scale' in t else t
+    for t in _base_.train_pipeline]
+test_pipeline = [dict(t, img_scale=input_size) if 'img_scale' in t else t
+                 for t in _base_.test_pipeline]
 train_dataloader = dict(
     dataset=dict(type='WeakMono3DDataset', data_root=data_root,
                  ann_file='mono3d_infos_train.pkl', data_prefix=dict(img=image_root),

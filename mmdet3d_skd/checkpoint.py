@@ -72,8 +72,7 @@ import os.path as osp  # noqa: E402
 import zipfile  # noqa: E402
 
 from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
-from mmengine.runner.checkpoint import \
-    load_from_local as _mmengine_load_from_local  # noqa: E402
+from mmengine.runner.checkpoint import load_from_local as _mmengine_load_from_local  # noqa: E402
 
 _ZIP_MAGIC = b'PK\x03\x04'
 _CHUNK = 1 << 20

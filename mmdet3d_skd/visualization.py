@@ -24,10 +24,11 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from mmdet.visualization import get_palette
+from mmengine.structures import InstanceData
+
 from mmdet3d.registry import VISUALIZERS
 from mmdet3d.structures import CameraInstance3DBoxes
 from mmdet3d.visualization import Det3DLocalVisualizer
-from mmengine.structures import InstanceData
 
 #: Colours (RGB) of the KITTI classes; other classes take the data set's palette.
 CLASS_COLORS = {'Car': (0, 210, 90), 'Van': (0, 170, 170), 'Truck': (0, 120, 255),

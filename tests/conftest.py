@@ -17,8 +17,9 @@ def kitti_real() -> Path:
 
 
 def _in_mmdet3d_scope():
-    from mmdet3d.utils import register_all_modules
     from mmengine.registry import DefaultScope
+
+    from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     return DefaultScope.overwrite_default_scope('mmdet3d')
 
@@ -41,7 +42,7 @@ def mmdet3d_scope():
 @pytest.fixture(scope='session')
 def synth_data(tmp_path_factory) -> Path:
     """A small generated synthetic KITTI-format data set (24 train + 8 val frames, 621x188)."""
-    from mmdet3d_skd.datasets.synthetic import generate
+    from mmdet3d_skd.offline.synthetic import generate
     out = tmp_path_factory.mktemp('synth') / 'synth_kitti'
     generate(str(out), num_train=24, num_val=8, seed=3, width=621, height=188, progress=False)
     return out

@@ -70,8 +70,8 @@ def test_depth_target_benchmark_measures_against_the_truth(synth_data):
 
 def test_error_breakdown_matches_cars_by_2d_overlap():
     """Hand case: one car found with a 2 m depth error, one missed, one found exactly."""
-    import torch
     import error_breakdown as eb
+    import torch
     car = dict(bbox_label=2, occluded=0, truncated=0.0)
     gts = [dict(car, bbox=[0, 0, 100, 50], bbox_3d=[0, 0, 20.0]),
            dict(car, bbox=[500, 0, 560, 40], bbox_3d=[0, 0, 30.0]),
@@ -99,7 +99,9 @@ def test_error_breakdown_matches_cars_by_2d_overlap():
 def test_smoke_peer_trains_fully_supervised_and_validates(synth_data, tmp_path):
     """Run 7: mmdet3d's own SMOKE detector, head and pipeline on the synthetic set."""
     import json
+
     from mmengine.runner import Runner
+
     from tests.conftest import small_synth_cfg
     cfg = small_synth_cfg(synth_data, tmp_path / 'smoke', max_iters=2,
                           config='configs/benchmarks/smoke_full_synth.py')
@@ -141,7 +143,7 @@ def test_reuse_and_a_failed_run(tmp_path, monkeypatch):
     _saved_result(work / 'full' / 'seed0', iters=300, ap=99.0)  # another schedule: run again
     ran = []
 
-    def failing_cmd(cmd, log):
+    def failing_cmd(cmd, log, core=None):
         ran.append(cmd)
         raise RuntimeError('command failed (1): tools/train.py full\nTraceback ...')
 
@@ -241,6 +243,7 @@ def test_smoke_peer_uses_a_loader_that_survives_empty_frames():
 def test_compare_curves_tables_and_plots_two_runs(tmp_path, capsys):
     """compare_curves.py: one table row per validation of each run, and the PNG."""
     import json
+
     import compare_curves
     key = run_benchmarks.PREFIX + 'Car_3D_AP40_moderate_loose'
     for name, vals in (('a', (1.0, 2.0)), ('b', (0.5, 4.0))):
@@ -299,8 +302,8 @@ def test_run_set_runs_in_parallel_on_distinct_cores_and_waits_for_a_source(monke
 def test_grad_norms_are_each_terms_gradient_into_the_encoder_only():
     """Hand case: loss_a = 3 w, loss_b = 4 w + 10 h (h a head parameter, not counted):
     norms 3 and 4 into the encoder (backbone w, neck v unused)."""
-    import torch
     import grad_norms
+    import torch
 
     class Toy(torch.nn.Module):
         def __init__(self):

@@ -14,8 +14,8 @@ import pytest
 
 from mmdet3d_skd.datasets import coco_convert
 from mmdet3d_skd.datasets.coco_convert import CocoConversionError, convert, parse_intrinsics
-from mmdet3d_skd.datasets.size_priors import (SIZE_PRIORS, MissingSizePriorError,
-                                              lookup_size_prior, resolve_size_priors)
+from mmdet3d_skd.datasets.size_priors import (SIZE_PRIORS, MissingSizePriorError, lookup_size_prior,
+                                              resolve_size_priors)
 from tests.conftest import REPO
 from tests.test_weak_means_weak import FORBIDDEN_KEYS, all_keys
 

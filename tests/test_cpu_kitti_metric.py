@@ -13,14 +13,16 @@ import numpy as np
 import pytest
 
 from mmdet3d_skd.evaluation import cpu_kitti_metric
-from mmdet3d_skd.evaluation.cpu_kitti_metric import (ROTATE_IOU_MODULE,
-                                                     CPUKittiMetric,
+from mmdet3d_skd.evaluation.cpu_kitti_metric import (ROTATE_IOU_MODULE, CPUKittiMetric,
                                                      cpu_rotate_iou)
-from mmdet3d_skd.evaluation.fake_kitti_results import (
-    KITTI_CLASSES, dump_eval_set, make_fake_kitti_eval_set,
-    rotate_iou_gpu_eval_cudasim, run_metric, run_metric_subprocess)
-from mmdet3d_skd.evaluation.rotate_iou_cpu import (PARALLEL_MIN_PAIRS,
-                                                   rotate_iou_cpu_eval)
+from mmdet3d_skd.evaluation.rotate_iou_cpu import PARALLEL_MIN_PAIRS, rotate_iou_cpu_eval
+from mmdet3d_skd.testing.fake_kitti_results import (KITTI_CLASSES, dump_eval_set,
+                                                    make_fake_kitti_eval_set, run_metric)
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / 'tools' / 'benchmarks'))
+from kitti_metric_subprocess import rotate_iou_gpu_eval_cudasim  # noqa: E402
+from kitti_metric_subprocess import run_metric_subprocess  # noqa: E402
 
 SQRT2 = math.sqrt(2.0)
 
@@ -134,8 +136,7 @@ def test_cpu_rotate_iou_swaps_and_restores(monkeypatch):
 def test_cpu_rotate_iou_stands_in_for_unimported_module(monkeypatch):
     monkeypatch.delitem(sys.modules, ROTATE_IOU_MODULE, raising=False)
     with cpu_rotate_iou():
-        from mmdet3d.evaluation.functional.kitti_utils.rotate_iou import \
-            rotate_iou_gpu_eval
+        from mmdet3d.evaluation.functional.kitti_utils.rotate_iou import rotate_iou_gpu_eval
         assert rotate_iou_gpu_eval is rotate_iou_cpu_eval
     assert ROTATE_IOU_MODULE not in sys.modules
 

@@ -9,9 +9,9 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from mmdet3d.structures import CameraInstance3DBoxes, Det3DDataSample
 from mmengine.structures import InstanceData
 
+from mmdet3d.structures import CameraInstance3DBoxes, Det3DDataSample
 from mmdet3d_skd.visualization import SKDLocalVisualizer, camera_meta_for_image
 from tests.conftest import KITTI_REAL, small_synth_cfg
 
@@ -174,8 +174,9 @@ def test_demo_errors(trained, tmp_path):
 def test_mmdet3d_mono_inferencer_with_our_model(trained, tmp_path):
     """mmdet3d's MonoDet3DInferencer (what demo/mono_det_demo.py runs) with our config and
     checkpoint: an info file gives cam2img; SKDLocalVisualizer draws the picture."""
-    from mmdet3d.apis import MonoDet3DInferencer
     from mmengine.config import Config
+
+    from mmdet3d.apis import MonoDet3DInferencer
     img, infos = _real('000008.png'), _real('000008.pkl')
     cfg = Config.fromfile(str(trained / 'cfg.py'))
     assert cfg.visualizer.type == 'SKDLocalVisualizer'

@@ -4,8 +4,7 @@ import math
 import pytest
 import torch
 
-from mmdet3d_skd.models.depth_fusion_neck import (DepthFusionNeck, depth_encoding,
-                                                  pool_depth)
+from mmdet3d_skd.models.depth_fusion_neck import DepthFusionNeck, depth_encoding, pool_depth
 from mmdet3d_skd.models.geometry import project_points
 
 K = torch.tensor([[700., 0., 300., 40.], [0., 700., 100., 0.2], [0., 0., 1., 0.003],

@@ -1,4 +1,4 @@
-"""tools/generate_depth.py and mmdet3d_skd.depth_estimators: KITTI depth PNGs from a local
+"""tools/generate_depth.py and mmdet3d_skd.offline.depth_estimators: KITTI depth PNGs from a local
 transformers model (tiny, randomly initialised, built here) or a user's callable."""
 import glob
 import importlib.util
@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmdet3d_skd.depth_estimators import (HFDepthEstimator, encode_depth_png, ground_scale,
-                                          read_intrinsics, to_depth, write_depth_png)
+from mmdet3d_skd.datasets.kitti_format import encode_depth_png, read_intrinsics
+from mmdet3d_skd.offline.depth_estimators import (HFDepthEstimator, ground_scale, to_depth,
+                                                  write_depth_png)
 
 H, W = 96, 320
 F = 160.0

@@ -13,8 +13,7 @@ from mmengine.model import BaseModel
 from torch import nn
 
 from mmdet3d.registry import HOOKS
-from mmdet3d_skd.engine.grad_modulation_hook import (GradModulationHook,
-                                                     transfer_coefficients)
+from mmdet3d_skd.engine.grad_modulation_hook import GradModulationHook, transfer_coefficients
 from mmdet3d_skd.models.grad_scale import scale_grad
 
 G1 = math.tanh(1.0)  # 0.7616

@@ -13,7 +13,6 @@ import time
 
 import cv2
 import numpy as np
-import pytest
 
 from mmdet3d_skd.datasets.kitti_format import CALIB_SHAPES, read_calib, read_label
 from tests.conftest import REPO
@@ -114,7 +113,7 @@ def test_generator_killed_half_way_completes_on_rerun(tmp_path, capsys):
 
 def test_generator_rerun_removes_temporaries_of_a_killed_write(tmp_path):
     """What a kill inside ``atomic_write_bytes`` leaves: the hidden temporary, no target."""
-    from mmdet3d_skd.datasets.synthetic import generate
+    from mmdet3d_skd.offline.synthetic import generate
     out = tmp_path / 'synth'
     generate(str(out), num_train=1, num_val=1, seed=5, width=96, height=32, progress=False)
     stale = out / 'training' / 'image_2' / '.000001.png.k1ll3d.tmp'

@@ -1,6 +1,5 @@
 """Real KITTI frames through mmdet3d's own KittiDataset and mono3d pipeline."""
 import numpy as np
-import pytest
 
 from mmdet3d.datasets import KittiDataset
 

@@ -201,7 +201,7 @@ def test_real_kitti_frames_convert_and_predict(kitti_real, converted_run, synth_
     """The three real frames as a user's COCO json (000007 with its cam_intrinsic from
     mmdet3d's own mono3d json, whose 3D keys are ignored; 000000 and 000008 with theirs from
     their info files) -> converter -> predict with a checkpoint trained on synthetic data."""
-    from mmdet3d_skd.depth_estimators import read_intrinsics
+    from mmdet3d_skd.datasets.kitti_format import read_intrinsics
     shipped = json.loads((kitti_real / 'tests' / 'kitti_infos_mono3d.coco.json').read_text())
     img7 = dict(shipped['images'][0], file_name='tests/' + shipped['images'][0]['file_name'])
     anns = [dict(a, id=n + 1) for n, a in enumerate(shipped['annotations'])]

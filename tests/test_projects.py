@@ -2,9 +2,10 @@
 config built and trained for a few iterations with mmengine's runner on generated data."""
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
-import mmdet3d
 import numpy as np
 import pytest
 import torch
@@ -12,11 +13,12 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 
+import mmdet3d
 from mmdet3d.registry import MODELS, TRANSFORMS
 from mmdet3d.structures import Det3DDataSample
 from mmdet3d_skd.models.geometry import project_points
 from mmdet3d_skd.models.pseudo_points import batch_pseudo_points
-from mmdet3d_skd.models.smoke_skd import SMOKESKDHead  # noqa: F401  (registers it)
+from projects.smoke_skd.smoke_skd import SMOKESKDHead  # noqa: F401  (registers it)
 from tests.conftest import REPO, small_synth_cfg
 
 SMOKE_KITTI = 'projects/smoke_skd/configs/smoke_skd_dla34_kitti.py'
@@ -224,3 +226,16 @@ def test_full_supervision_distillation_trains(synth_data, tmp_path):
         assert f'{branch}.loss_align' not in rows[-1]  # no weak term in full supervision
     assert {'distill.loss_depth', 'distill.loss_feature', 'k_distill'} <= set(rows[-1])
     assert every_parameter_gets_a_gradient(runner) == []
+
+
+def test_smoke_skd_head_is_the_projects_not_the_packages():
+    """SMOKESKDHead is registered by the project's code (its configs' custom_imports), not by
+    ``import mmdet3d_skd``."""
+    code = ('from mmdet3d.registry import MODELS\n'
+            'import mmdet3d_skd\n'
+            "print('SMOKESKDHead' in MODELS.module_dict)\n"
+            'import projects.smoke_skd.smoke_skd\n'
+            "print(MODELS.module_dict['SMOKESKDHead'].__module__)\n")
+    out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ['False', 'projects.smoke_skd.smoke_skd.smoke_skd_head']

@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from mmdet3d_skd.datasets.kitti_format import (CALIB_ALIASES, CALIB_SHAPES, read_calib,
-                                               read_label)
+from mmdet3d_skd.datasets.kitti_format import CALIB_ALIASES, CALIB_SHAPES, read_calib, read_label
 from mmdet3d_skd.datasets.transforms import LoadDepthMap
 from mmdet3d_skd.models.pseudo_points import extract_pseudo_points
 

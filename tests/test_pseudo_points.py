@@ -1,12 +1,11 @@
 """Pseudo-point extraction on a ray-cast scene: flat ground 1.65 m below the camera, one car-sized
 box, a far wall. The renderer below is independent of the code under test (plain pinhole)."""
 import math
+from collections import namedtuple
 
 import numpy as np
 import pytest
 import torch
-
-from collections import namedtuple
 
 from mmdet3d_skd.models.pseudo_points import (PseudoPoints, batch_pseudo_points,
                                               extract_pseudo_points, fit_ground_plane,

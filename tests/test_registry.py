@@ -4,7 +4,7 @@ import sys
 
 EXPECTED = {
     'model': ['SKDWM3D', 'SKDHead', 'DepthFusionNeck', 'WeakMono3DLoss',
-              'UncertaintyDistillLoss', 'SKDDataPreprocessor', 'SMOKESKDHead'],
+              'UncertaintyDistillLoss', 'SKDDataPreprocessor'],
     'transform': ['LoadDepthMap', 'DepthRandomFlip3D', 'DepthAffineResize', 'DepthResize3D',
                   'PackSKDInputs'],
     'dataset': ['WeakKittiDataset'],

@@ -1,4 +1,4 @@
-"""Tests of the synthetic KITTI-format world (mmdet3d_skd.datasets.synthetic).
+"""Tests of the synthetic KITTI-format world (mmdet3d_skd.offline.synthetic).
 
 The labels are checked against an independent numpy ray caster written here from the
 parts' plane equations (not the numba renderer), and against mmdet3d's own box code.
@@ -16,11 +16,13 @@ import cv2
 import numpy as np
 import pytest
 
-from mmdet3d_skd.datasets.synthetic import generator as gen
-from mmdet3d_skd.datasets.synthetic import kitti_io
-from mmdet3d_skd.datasets.synthetic.depth_noise import apply_depth_noise, decode_depth_png
-from mmdet3d_skd.datasets.synthetic.world import (CLASS_SIZE_PRIORS, KITTI_P2,
-                                                  DepthNoiseConfig, WorldConfig, sample_scene)
+from mmdet3d_skd.datasets import kitti_format
+from mmdet3d_skd.datasets.kitti_format import decode_depth_png
+from mmdet3d_skd.offline.synthetic import generator as gen
+from mmdet3d_skd.offline.synthetic import kitti_io
+from mmdet3d_skd.offline.synthetic.depth_noise import apply_depth_noise
+from mmdet3d_skd.offline.synthetic.world import (CLASS_SIZE_PRIORS, KITTI_P2, DepthNoiseConfig,
+                                                 WorldConfig, sample_scene)
 
 W, H = 621, 188          # about half of KITTI's resolution: fast, objects still > 15 px
 SEED = 7
@@ -175,7 +177,7 @@ def test_calib_is_kitti_scaled(world):
     np.testing.assert_allclose(calib['P2'][1, :4], KITTI_P2[1] * sy, rtol=1e-9)
     np.testing.assert_allclose(calib['P2'][2, :4], KITTI_P2[2], rtol=1e-9)
     assert calib['P2'][0, 3] == pytest.approx(44.85728 * sx)
-    assert set(kitti_io.CALIB_KEYS) <= set(calib)
+    assert set(kitti_format.CALIB_KEYS) <= set(calib)
     full = WorldConfig().calib()['P2']
     assert full[0, 0] == 721.5377 and full[2, 3] == 0.002745884
 
@@ -185,7 +187,7 @@ def test_png_round_trip():
     for img in (rng.integers(0, 256, (7, 9, 3), dtype=np.uint8),
                 rng.integers(0, 256, (5, 4), dtype=np.uint8),
                 rng.integers(0, 65536, (6, 11), dtype=np.uint16)):
-        back = cv2.imdecode(np.frombuffer(kitti_io.png_bytes(img), np.uint8),
+        back = cv2.imdecode(np.frombuffer(kitti_format.png_bytes(img), np.uint8),
                             cv2.IMREAD_UNCHANGED)
         if img.ndim == 3:
             back = back[..., ::-1]
@@ -279,6 +281,7 @@ def test_truncation_and_occlusion_flags(world, frames, references):
 
 def test_projected_3d_box_contains_visible_2d_box(world):
     import torch
+
     from mmdet3d.structures import CameraInstance3DBoxes, points_cam2img
     root, _ = world
     n = 0
@@ -342,7 +345,7 @@ def test_noisy_depth_follows_the_model(world, exact_world):
             s = json.load(f)['depth_scale']
         # the sky stays invalid
         assert (noisy[exact == 0] == 0).all()
-        from mmdet3d_skd.datasets.synthetic.depth_noise import depth_edges
+        from mmdet3d_skd.offline.synthetic.depth_noise import depth_edges
         flat = (exact > 2) & (noisy > 0) & ~depth_edges(exact, cfg.edge_jump, cfg.edge_width + 1)
         ratio = noisy[flat] / exact[flat]
         assert np.median(ratio) == pytest.approx(s, abs=0.02)

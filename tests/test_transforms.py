@@ -9,11 +9,9 @@ import torch
 
 from mmdet3d.datasets.transforms import RandomShiftScale
 from mmdet3d.structures import CameraInstance3DBoxes
-from mmdet3d_skd.datasets.transforms import (DepthAffineResize,
-                                             DepthRandomFlip3D, DepthResize3D,
-                                             LoadDepthMap, PackSKDInputs,
-                                             RandomScaleCrop, affine_cam2img,
-                                             flip_cam2img)
+from mmdet3d_skd.datasets.transforms import (DepthAffineResize, DepthRandomFlip3D, DepthResize3D,
+                                             LoadDepthMap, PackSKDInputs, RandomScaleCrop,
+                                             affine_cam2img, flip_cam2img)
 
 H, W = 48, 64
 # KITTI-P2-like projection with a non-zero translation column.
@@ -403,6 +401,7 @@ def test_pack_without_depth_and_mismatch():
 
 def test_full_pipeline_from_files(tmp_path):
     from mmcv.transforms import Compose
+
     from mmdet3d.datasets.transforms import LoadImageFromFileMono3D
     img, depth, xyz = make_scene()
     u, v = project(P2, xyz)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from mmdet3d.datasets import KittiDataset
-from mmdet3d_skd.datasets.weak_kitti_dataset import WeakKittiDataset
 from mmdet3d_skd.datasets.transforms import LoadDepthMap  # noqa: F401
+from mmdet3d_skd.datasets.weak_kitti_dataset import WeakKittiDataset
 
 REAL = '/work/shared/data/kitti-real'
 CLASSES = ['Pedestrian', 'Cyclist', 'Car']

@@ -18,7 +18,7 @@ import sys
 from mmengine.config import Config, DictAction
 
 import mmdet3d_skd  # noqa: F401  registers our modules
-from mmdet3d_skd.depth_estimators import read_intrinsics
+from mmdet3d_skd.datasets.kitti_format import read_intrinsics
 # the functions live in the package, shared with tools/predict.py
 from mmdet3d_skd.inference import build_input, draw, format_detections, predict  # noqa: F401
 

@@ -27,8 +27,9 @@ import argparse
 import logging
 import sys
 
-from mmdet3d_skd.depth_estimators import (DepthJob, DepthMapWriter, build_estimator, info_jobs,
-                                          kitti_jobs, read_intrinsics, resolve_modes)
+from mmdet3d_skd.datasets.kitti_format import read_intrinsics
+from mmdet3d_skd.offline.depth_estimators import (DepthJob, DepthMapWriter, build_estimator,
+                                                  info_jobs, kitti_jobs, resolve_modes)
 
 
 def parse_args(argv=None):

@@ -33,7 +33,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mmdet3d_skd.datasets.synthetic import WorldMismatchError, generate
+    from mmdet3d_skd.offline.synthetic import WorldMismatchError, generate
     t0 = time.time()
     try:
         summary = generate(args.out, num_train=args.num_train, num_val=args.num_val,

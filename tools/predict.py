@@ -26,11 +26,10 @@ from mmengine.dataset import Compose
 
 import mmdet3d_skd  # noqa: F401  registers our modules
 from mmdet3d_skd.datasets.coco_convert import (CocoConversionError, as_cam2img,
-                                               check_principal_point, image_size,
-                                               parse_intrinsics)
-from mmdet3d_skd.datasets.synthetic.kitti_io import atomic_write_text
-from mmdet3d_skd.depth_estimators import list_images
+                                               check_principal_point, image_size, parse_intrinsics)
+from mmdet3d_skd.datasets.kitti_format import atomic_write_text
 from mmdet3d_skd.inference import detections, draw, kitti_label_lines, predict
+from mmdet3d_skd.offline.depth_estimators import list_images
 from mmdet3d_skd.visualization import SKDLocalVisualizer
 
 
@@ -104,8 +103,9 @@ def main(argv=None):
         todo = jobs(args)
     except (CocoConversionError, FileNotFoundError, ValueError) as e:
         sys.exit(f'predict.py: error: {e}')
-    from mmdet3d.apis import init_model
     from tqdm import tqdm
+
+    from mmdet3d.apis import init_model
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -6,13 +6,19 @@ Same arguments as mmdet3d's script (and as ``mim train mmdet3d CONFIG``), e.g.::
 """
 import os.path as osp
 import runpy
+import sys
 
 import mmdet3d
-
 import mmdet3d_skd  # noqa: F401  registers our modules, fixes checkpoint loading
+
+# the repository root, so that a project's config can import its code (custom_imports =
+# ['projects.<name>.<package>'], as in mmdet3d's projects/)
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def main():
+    if REPO not in sys.path:
+        sys.path.insert(0, REPO)
     script = osp.join(osp.dirname(mmdet3d.__file__), '.mim', 'tools', 'train.py')
     runpy.run_path(script, run_name='__main__')
 

@@ -15,6 +15,8 @@ import os.path as osp
 import cv2
 import numpy as np
 
+from mmdet3d_skd.datasets.kitti_format import decode_depth_png, read_calib
+
 COLORS = {'Car': (0, 220, 0), 'Pedestrian': (255, 60, 60), 'Cyclist': (255, 0, 255),
           'DontCare': (150, 150, 150)}
 # corner order: x in (-l/2, l/2), y in (0, -h), z in (-w/2, w/2); the 12 edges
@@ -32,21 +34,13 @@ def box_corners(dims_hwl, loc, ry):
     return c @ R.T + np.asarray(loc)
 
 
-def read_p2(path):
-    with open(path) as f:
-        for line in f:
-            if line.startswith('P2:'):
-                return np.array([float(v) for v in line.split()[1:13]]).reshape(3, 4)
-    raise ValueError(f'{path}: no P2 line')
-
-
 def draw_frame(root: str, idx: int, max_depth: float = 80.0) -> np.ndarray:
     name = f'{idx:06d}'
     t = osp.join(root, 'training')
     img = cv2.imread(osp.join(t, 'image_2', name + '.png'), cv2.IMREAD_COLOR)
     if img is None:
         raise FileNotFoundError(f'{t}/image_2/{name}.png not found')
-    P2 = read_p2(osp.join(t, 'calib', name + '.txt'))
+    P2 = read_calib(osp.join(t, 'calib', name + '.txt'))['P2']
     with open(osp.join(t, 'label_2', name + '.txt')) as f:
         labels = [line.split() for line in f if line.strip()]
     for lab in labels:
@@ -70,7 +64,7 @@ def draw_frame(root: str, idx: int, max_depth: float = 80.0) -> np.ndarray:
     raw = cv2.imread(osp.join(t, 'depth_2', name + '.png'), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise FileNotFoundError(f'{t}/depth_2/{name}.png not found')
-    depth = raw.astype(np.float32) / 256.0
+    depth = decode_depth_png(raw)
     vis = cv2.applyColorMap((np.clip(depth / max_depth, 0, 1) * 255).astype(np.uint8),
                             cv2.COLORMAP_TURBO)
     vis[depth <= 0] = 0

@@ -13,16 +13,9 @@ metainfo = dict(classes=class_names)
 
 model = dict(bbox_head=dict(dims_prior=dims_prior), teacher_head=dict(dims_prior=dims_prior))
 input_size = (384, 128)
-train_pipeline = [  # the base's, with this depth_prefix (a list item of a base cannot be edited)
-    dict(type='LoadImageFromFileMono3D'),
-    dict(type='LoadAnnotations3D', with_bbox=True, with_label=True, with_attr_label=False,
-         with_bbox_3d=False, with_label_3d=False, with_bbox_depth=False),
-    dict(type='LoadDepthMap', depth_prefix=data_root + depth_root),
-    dict(type='DepthRandomFlip3D', flip_ratio_bev_horizontal=0.5),
-    dict(type='RandomShiftScale', shift_scale=(0.2, 0.4), aug_prob=0.3),
-    dict(type='DepthAffineResize', img_scale=input_size, down_ratio=4),
-    dict(type='PackSKDInputs', keys=['img', 'gt_bboxes', 'gt_bboxes_labels', 'depth_map']),
-]
+# the base's pipeline with this depth_root
+train_pipeline = [dict(t, depth_prefix=data_root + depth_root) if t['type'] == 'LoadDepthMap'
+                  else t for t in _base_.train_pipeline]
 train_dataloader = dict(dataset=dict(data_root=data_root, data_prefix=dict(img=image_root),
                                      pipeline=train_pipeline, metainfo=metainfo))
 val_dataloader = dict(dataset=dict(data_root=data_root, data_prefix=dict(img=image_root),

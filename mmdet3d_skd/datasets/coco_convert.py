@@ -45,8 +45,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .kitti_format import atomic_write_bytes, read_intrinsics
 from .size_priors import DEFAULT_TABLES, lookup_size_prior, resolve_size_priors
-from .synthetic.kitti_io import atomic_write_bytes
 
 CONVERTER_VERSION = 1
 INFO_VERSION = '1.1'
@@ -64,7 +64,7 @@ class CocoConversionError(ValueError):
 # --------------------------------------------------------------------------- intrinsics
 def parse_intrinsics(spec: str) -> np.ndarray:
     """``'fx,fy,cx,cy'`` -> 3x3 K; otherwise a file: a KITTI calib txt (its P2) or a
-    3x3/3x4/4x4 matrix text file (:func:`mmdet3d_skd.depth_estimators.read_intrinsics`)."""
+    3x3/3x4/4x4 matrix text file (:func:`.kitti_format.read_intrinsics`)."""
     parts = spec.replace(' ', '').split(',')
     if len(parts) == 4 and not osp.exists(spec):
         try:
@@ -73,7 +73,6 @@ def parse_intrinsics(spec: str) -> np.ndarray:
             raise CocoConversionError(f'--intrinsics {spec!r}: expected fx,fy,cx,cy numbers '
                                       'or a calib/matrix file') from None
         return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
-    from mmdet3d_skd.depth_estimators import read_intrinsics
     try:
         return read_intrinsics(spec)
     except FileNotFoundError:

@@ -8,7 +8,7 @@ can give or override any of them (``overrides``).
 Sources, (l, h, w) metres:
 
 * ``'kitti'``: Pedestrian, Cyclist, Car are the project's KITTI means
-  (:data:`mmdet3d_skd.models.skd_head.KITTI_DIMS_PRIOR`, the values of MonoDLE / SMOKE, means
+  (:data:`.kitti_format.KITTI_SIZE_PRIORS`, the values of MonoDLE / SMOKE, means
   of KITTI's 3D object training labels); Van, Truck, Person_sitting, Tram are the means of the
   same labels as tabulated (h, w, l) in the ``dims_avg`` table that the public Deep3DBox code
   (Mousavian et al., "3D Bounding Box Estimation Using Deep Learning and Geometry", CVPR 2017)
@@ -25,11 +25,11 @@ the other order, or give the size.
 """
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from ..models.skd_head import KITTI_DIMS_PRIOR
+from .kitti_format import KITTI_SIZE_PRIORS
 
 Size = Tuple[float, float, float]
 
-_KITTI_3 = dict(zip(('Pedestrian', 'Cyclist', 'Car'), (tuple(v) for v in KITTI_DIMS_PRIOR)))
+_KITTI_3 = dict(KITTI_SIZE_PRIORS)
 
 #: (l, h, w) metres per class name, per source table (see the module docstring).
 SIZE_PRIORS: Dict[str, Dict[str, Size]] = {

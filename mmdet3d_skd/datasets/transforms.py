@@ -31,9 +31,9 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmengine.fileio import get
 
-from mmdet3d.datasets.transforms import (AffineResize, Pack3DDetInputs,
-                                         RandomFlip3D, Resize3D)
+from mmdet3d.datasets.transforms import AffineResize, Pack3DDetInputs, RandomFlip3D, Resize3D
 from mmdet3d.registry import TRANSFORMS
+from .kitti_format import DEPTH_PNG_SCALE
 
 # Per-instance fields that stay aligned with ``gt_bboxes`` through the
 # pipeline (2D labels, and the 3D fields of full-supervision mode).
@@ -162,7 +162,7 @@ class LoadDepthMap(BaseTransform):
                  img_dir: str = 'image_2',
                  depth_dir: str = 'depth_2',
                  depth_ext: str = '.png',
-                 scale: float = 256.0,
+                 scale: float = DEPTH_PNG_SCALE,
                  npz_key: str = 'depth',
                  mismatch: str = 'error',
                  backend_args: Optional[dict] = None) -> None:

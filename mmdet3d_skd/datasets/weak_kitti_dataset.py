@@ -8,8 +8,7 @@ import numpy as np
 from mmengine.fileio import load
 
 from mmdet3d.datasets import Det3DDataset, KittiDataset
-from mmdet3d.datasets.transforms import (LoadAnnotations3D,
-                                         LoadPointsFromFile,
+from mmdet3d.datasets.transforms import (LoadAnnotations3D, LoadPointsFromFile,
                                          LoadPointsFromMultiSweeps)
 from mmdet3d.registry import DATASETS, TRANSFORMS
 from mmdet3d.structures import CameraInstance3DBoxes

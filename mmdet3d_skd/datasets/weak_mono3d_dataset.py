@@ -6,7 +6,6 @@ import numpy as np
 
 from mmdet3d.datasets import Det3DDataset
 from mmdet3d.registry import DATASETS
-
 from .weak_kitti_dataset import DROPPED_INFO_KEYS, WeakKittiDataset
 
 

@@ -16,7 +16,6 @@ from typing import Dict, List, Optional
 
 from mmdet3d.evaluation.metrics import KittiMetric
 from mmdet3d.registry import METRICS
-
 from .rotate_iou_cpu import rotate_iou_cpu_eval
 
 __all__ = ['CPUKittiMetric', 'cpu_rotate_iou']

@@ -4,8 +4,7 @@ from .depth_fusion_neck import DepthFusionNeck
 from .detector import SKDWM3D
 from .distill_loss import UncertaintyDistillLoss
 from .skd_head import SKDHead
-from .smoke_skd import SMOKESKDHead
 from .weak_losses import WeakMono3DLoss
 
 __all__ = ['SKDDataPreprocessor', 'DepthFusionNeck', 'SKDWM3D', 'UncertaintyDistillLoss',
-           'SKDHead', 'SMOKESKDHead', 'WeakMono3DLoss']
+           'SKDHead', 'WeakMono3DLoss']

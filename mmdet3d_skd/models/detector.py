@@ -2,13 +2,14 @@
 from typing import Dict, Optional, Sequence
 
 import torch
-from mmdet3d.models.detectors.single_stage_mono3d import SingleStageMono3DDetector
 from torch import Tensor, nn
 
+from mmdet3d.models.detectors.single_stage_mono3d import SingleStageMono3DDetector
 from mmdet3d.registry import MODELS
 from .grad_scale import scale_grad
 from .pseudo_points import batch_pseudo_points
-from .skd_head import FULL_3D_KEYS, Targets, sample_cam2img
+from .skd_head import FULL_3D_KEYS
+from .targets import Targets, sample_cam2img
 
 BRANCHES = ('teacher', 'student', 'distill')
 
@@ -28,6 +29,8 @@ def boxes_to_original_image(boxes: Tensor, metainfo: dict) -> Tensor:
     pts = boxes.reshape(-1, 2, 2)
     pts = pts @ a_inv[:2, :2].T + a_inv[:2, 2]
     return torch.cat([pts.min(1)[0], pts.max(1)[0]], 1)
+
+
 ATTRIBUTES = ('depth', 'offset', 'dims', 'orient')  # response-distilled, at GT centres
 
 

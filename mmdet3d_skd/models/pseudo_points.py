@@ -8,9 +8,9 @@ Per image, :func:`extract_pseudo_points`:
 
 1. treats non-finite, non-positive or out-of-range depth as invalid;
 2. fits the ground plane to the image's depth points outside the 2D boxes
-   (:func:`fit_ground_plane`: RANSAC over 3-point planes whose normal is within ``max_tilt`` of
-   the camera's -y axis and whose camera height lies in ``height_range``, then least-squares
-   refinement on the inliers; falls back to the flat prior ``y = cam_height``);
+   (:func:`.ground_plane.fit_ground_plane`: RANSAC over 3-point planes whose normal is within
+   ``max_tilt`` of the camera's -y axis and whose camera height lies in ``height_range``, then
+   least-squares refinement on the inliers; falls back to the flat prior ``y = cam_height``);
 3. samples each clipped 2D box on a grid of at most ``grid_size x grid_size`` pixels
    (every pixel for boxes up to that size) and back-projects them through ``cam2img``;
 4. drops ground pixels (height above the plane ``< ground_thresh``);
@@ -57,14 +57,16 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .geometry import backproject, to_4x4, wrap_angle
+from ..datasets.kitti_format import KITTI_SIZE_PRIORS
+from .geometry import backproject, wrap_angle
+from .ground_plane import check_depth_inputs, fit_ground_plane, sanitize_depth
 from .weak_losses import points_orientation
 
 __all__ = ['PseudoPoints', 'fit_ground_plane', 'extract_pseudo_points', 'batch_pseudo_points',
            'masked_quantile', 'resolve_length_axis', 'DEFAULT_DIMS_PRIOR']
 
 #: KITTI mean car size (l, h, w), used when no class prior is given.
-DEFAULT_DIMS_PRIOR = (3.88, 1.53, 1.63)
+DEFAULT_DIMS_PRIOR = KITTI_SIZE_PRIORS['Car']
 
 
 @dataclass
@@ -146,128 +148,6 @@ def masked_quantile(values: Tensor, mask: Tensor, q: float) -> Tensor:
     return torch.where(n > 0, out, torch.zeros_like(out))
 
 
-def _sanitize_depth(depth: Tensor, min_depth: float, max_depth: float) -> Tensor:
-    ok = torch.isfinite(depth) & (depth >= min_depth) & (depth <= max_depth)
-    return torch.where(ok, depth, torch.zeros_like(depth))
-
-
-def _check_inputs(depth: Tensor, cam2img: Tensor, boxes2d: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    depth = torch.as_tensor(depth)
-    if depth.dim() == 3 and depth.shape[0] == 1:
-        depth = depth[0]
-    if depth.dim() != 2:
-        raise ValueError('pseudo_points: depth must be one (H, W) map per image, got shape '
-                         f'{tuple(depth.shape)}')
-    depth = depth.float() if not depth.is_floating_point() else depth
-    cam2img = torch.as_tensor(cam2img, device=depth.device)
-    if cam2img.dim() != 2:
-        raise ValueError('pseudo_points: cam2img must be one 3x3/3x4/4x4 matrix per image, got '
-                         f'shape {tuple(cam2img.shape)}')
-    P = to_4x4(cam2img).to(depth.dtype)
-    boxes2d = torch.as_tensor(boxes2d, device=depth.device)
-    if boxes2d.dim() != 2 or boxes2d.shape[-1] != 4:
-        raise ValueError('pseudo_points: boxes2d must be (N, 4) x1y1x2y2, got shape '
-                         f'{tuple(boxes2d.shape)}')
-    return depth, P, torch.nan_to_num(boxes2d.to(depth.dtype), 0.0, 0.0, 0.0)
-
-
-def _prior_plane(cam_height: float, dtype, device) -> Tensor:
-    return torch.tensor([0.0, -1.0, 0.0, cam_height], dtype=dtype, device=device)
-
-
-@torch.no_grad()
-def fit_ground_plane(depth: Tensor,
-                     cam2img: Tensor,
-                     exclude_boxes: Optional[Tensor] = None,
-                     cam_height: float = 1.65,
-                     height_range: Tuple[float, float] = (1.0, 2.5),
-                     max_tilt_deg: float = 15.0,
-                     inlier_thresh: float = 0.08,
-                     max_range: float = 40.0,
-                     num_hypotheses: int = 256,
-                     max_samples: int = 8192,
-                     min_inliers: int = 50,
-                     generator: Optional[torch.Generator] = None,
-                     min_depth: float = 0.5,
-                     max_depth: float = 150.0) -> Tuple[Tensor, bool]:
-    """Robust ground plane of one image from its depth map.
-
-    Candidates: valid depth pixels (on a stride grid of about ``max_samples``), outside
-    ``exclude_boxes``, below the camera (``y > 0``) and nearer than ``max_range``. RANSAC:
-    ``num_hypotheses`` 3-point planes ``n . X + d = 0`` (``|n| = 1``, ``n_y < 0``, so ``d`` is
-    the camera height), rejected unless the tilt ``acos(-n_y) <= max_tilt_deg`` and ``d`` lies
-    in ``height_range``; score = inliers with ``|n . X + d| < inlier_thresh``. The best one is
-    refined twice by least squares (the centred inliers' smallest principal direction), kept only
-    if it still satisfies the constraints.
-
-    Returns:
-        ``plane (4,)`` and whether it was fitted (False: the prior ``y = cam_height``, i.e.
-        ``(0, -1, 0, cam_height)``, because too few candidates or inliers).
-    """
-    depth, P, boxes = _check_inputs(
-        depth, cam2img, exclude_boxes if exclude_boxes is not None else torch.zeros(0, 4))
-    dtype, device = depth.dtype, depth.device
-    prior = _prior_plane(cam_height, dtype, device)
-    H, W = depth.shape
-    d = _sanitize_depth(depth, min_depth, max_depth)
-    stride = max(1, int(math.sqrt(H * W / max(max_samples, 1))))
-    rows = torch.arange(0, H, stride, device=device)
-    cols = torch.arange(0, W, stride, device=device)
-    vv, uu = torch.meshgrid(rows, cols, indexing='ij')
-    z = d[vv, uu]
-    ok = z > 0
-    if boxes.shape[0] > 0:
-        inside = ((uu[..., None] >= boxes[:, 0]) & (uu[..., None] < boxes[:, 2]) &
-                  (vv[..., None] >= boxes[:, 1]) & (vv[..., None] < boxes[:, 3])).any(-1)
-        if (ok & ~inside).sum() >= min_inliers:
-            ok = ok & ~inside
-    uv = torch.stack([uu, vv], dim=-1)[ok].to(dtype)
-    pts = backproject(uv, z[ok], P)
-    pts = pts[(pts[:, 1] > 0) & (pts[:, 2] < max_range)]
-    m = pts.shape[0]
-    if m < max(min_inliers, 3):
-        return prior, False
-
-    gen = generator
-    if gen is None:
-        gen = torch.Generator()
-        gen.manual_seed(0)
-    idx = torch.randint(0, m, (num_hypotheses, 3), generator=gen).to(device)
-    p1, p2, p3 = pts[idx[:, 0]], pts[idx[:, 1]], pts[idx[:, 2]]
-    n = torch.cross(p2 - p1, p3 - p1, dim=-1)
-    nn_ = n.norm(dim=-1, keepdim=True)
-    n = n / nn_.clamp(min=1e-12)
-    n = torch.where(n[:, 1:2] > 0, -n, n)
-    dd = -(n * p1).sum(-1)
-    cos_tilt = math.cos(math.radians(max_tilt_deg))
-
-    def _ok(normal, off, norm_ok=None):
-        good = (-normal[..., 1] >= cos_tilt) & (off >= height_range[0]) & (off <= height_range[1])
-        return good if norm_ok is None else good & norm_ok
-
-    good = _ok(n, dd, nn_[:, 0] > 1e-9)
-    dist = (pts @ n.T + dd).abs()  # (m, K)
-    score = (dist < inlier_thresh).sum(0)
-    score = torch.where(good, score, torch.full_like(score, -1))
-    best = int(score.argmax())
-    if int(score[best]) < min_inliers:
-        return prior, False
-    plane_n, plane_d = n[best], dd[best]
-    for _ in range(2):
-        inl = pts[((pts @ plane_n) + plane_d).abs() < inlier_thresh]
-        if inl.shape[0] < 3:
-            break
-        c = inl.mean(0)
-        cov = (inl - c).T @ (inl - c)
-        ln = torch.linalg.eigh(cov.double())[1][:, 0].to(dtype)  # smallest eigenvalue
-        ln = -ln if ln[1] > 0 else ln
-        ld = -(ln * c).sum()
-        if not bool(_ok(ln, ld)):
-            break
-        plane_n, plane_d = ln, ld
-    return torch.cat([plane_n, plane_d.view(1)]).to(dtype), True
-
-
 def resolve_length_axis(yaw_raw: Tensor, spread_a: Tensor, spread_b: Tensor,
                         prior_l: Tensor, prior_w: Tensor) -> Tensor:
     """Turn a modulo-``pi/2`` yaw into a modulo-``pi`` one with the class prior.
@@ -310,6 +190,118 @@ def _depth_slab(b: Tensor, keep: Tensor, end: Tensor,
     kstar = torch.where(window, slab, torch.full_like(slab, -1.0)).argmax(-1)
     kend = end.gather(1, kstar[:, None])[:, 0]
     return found, kstar, kend
+
+
+def _sample_boxes(d_map: Tensor, P: Tensor, boxes: Tensor, G: int):
+    """Step 3: each box clipped to the image and sampled on a grid of at most ``G x G`` pixel
+    centres. Returns the clipped boxes ``(x1, y1, x2, y2)``, the sampled pixels' columns and
+    rows ``(N, M)``, their depth, whether they are valid samples, and their back-projection
+    ``(N, M, 3)``."""
+    dtype, device = d_map.dtype, d_map.device
+    H, W = d_map.shape
+    N = boxes.shape[0]
+    x1 = boxes[:, 0].clamp(0, W)
+    x2 = boxes[:, 2].clamp(0, W)
+    y1 = boxes[:, 1].clamp(0, H)
+    y2 = boxes[:, 3].clamp(0, H)
+    bw, bh = (x2 - x1).clamp(min=0), (y2 - y1).clamp(min=0)
+    nu = torch.ceil(bw).clamp(max=G)
+    nv = torch.ceil(bh).clamp(max=G)
+    k = torch.arange(G, dtype=dtype, device=device)
+    us = x1[:, None] + (k + 0.5) * bw[:, None] / nu.clamp(min=1)[:, None]  # (N, G)
+    vs = y1[:, None] + (k + 0.5) * bh[:, None] / nv.clamp(min=1)[:, None]
+    cu = us.floor().clamp(0, W - 1).long()
+    cv = vs.floor().clamp(0, H - 1).long()
+    in_u, in_v = k[None] < nu[:, None], k[None] < nv[:, None]
+    cv_g, cu_g = cv[:, :, None].expand(N, G, G), cu[:, None, :].expand(N, G, G)
+    in_grid = (in_v[:, :, None] & in_u[:, None, :]).reshape(N, -1)
+    cv_g, cu_g = cv_g.reshape(N, -1), cu_g.reshape(N, -1)
+    z = d_map[cv_g, cu_g]  # (N, M)
+    ok = in_grid & (z > 0)
+    uv = torch.stack([cu_g, cv_g], dim=-1).to(dtype)
+    pts = backproject(uv, z, P)  # (N, M, 3)
+    return (x1, y1, x2, y2), (cu_g, cv_g), z, ok, pts
+
+
+def _object_surface(z: Tensor, keep: Tensor, diag: Tensor, box_px, cells, min_depth: float,
+                    max_depth: float, log_bin: float, mode_share: float, slab_scale: float,
+                    rel_noise: float, occluder_margin: Optional[float]) -> Tensor:
+    """Step 5: the non-ground pixels ``keep`` in each box's nearest significant object-sized
+    depth slab on a log-depth histogram, after the pixels that labelled occluders claim
+    (module docstring). Returns the surface mask ``(N, M)``."""
+    x1, y1, x2, y2 = box_px
+    cu_g, cv_g = cells
+    N = z.shape[0]
+    log0 = math.log(min_depth)
+    K = int(math.ceil((math.log(max_depth) - log0) / log_bin)) + 1
+    b = ((torch.log(z.clamp(min=min_depth)) - log0) / log_bin).floor().long().clamp(0, K - 1)
+    d_start = torch.exp(log0 + log_bin * torch.arange(K, dtype=z.dtype, device=z.device))  # (K,)
+    d_end = d_start[None] * (1.0 + rel_noise) + slab_scale * diag[:, None]  # (N, K)
+    end = ((torch.log(d_end) - log0) / log_bin).floor().long().clamp(0, K - 1)
+    found, kstar, kend = _depth_slab(b, keep, end, mode_share)
+    if occluder_margin is not None and N > 1:
+        # second pass: a pixel inside another box j whose bottom edge is lower in the image
+        # (j stands nearer on the ground) and whose depth lies in j's slab belongs to j
+        in_j = ((cu_g[:, :, None] >= x1.floor()) & (cu_g[:, :, None] < x2.ceil()) &
+                (cv_g[:, :, None] >= y1.floor()) & (cv_g[:, :, None] < y2.ceil()))  # (N, M, N)
+        front = (y2[None, :] > y2[:, None] + occluder_margin) & found[None, :]  # (i, j)
+        in_slab = (b[:, :, None] >= kstar[None, None]) & (b[:, :, None] <= kend[None, None])
+        claimed = (in_j & in_slab & front[:, None, :]).any(-1)
+        keep = keep & ~claimed
+        found, kstar, kend = _depth_slab(b, keep, end, mode_share)
+    return keep & (b >= kstar[:, None]) & (b <= kend[:, None]) & found[:, None]
+
+
+def _subsample(pts: Tensor, pick: Tensor, valid: Tensor, num_points: int,
+               generator: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
+    """Step 6: ``num_points`` of the ``pick`` pixels per box (uniform stride in grid order,
+    or a random subset with ``generator``), zero-padded; returns the points and their mask."""
+    N, M = pick.shape
+    device, dtype = pts.device, pts.dtype
+    n_pick = pick.sum(-1)
+    if generator is not None:
+        key = torch.rand(N, M, generator=generator).to(device)
+        pos_rule_stride = False
+    else:
+        key = torch.arange(M, dtype=dtype, device=device).expand(N, M) / M
+        pos_rule_stride = True
+    order = torch.where(pick, key, key + 2.0).argsort(-1)
+    j = torch.arange(num_points, device=device)[None]  # (1, P)
+    n_i = n_pick[:, None]
+    if pos_rule_stride:
+        pos = torch.where(n_i >= num_points, (j * n_i) // num_points, j)
+    else:
+        pos = j.expand(N, -1)
+    pos = pos.clamp(max=M - 1)
+    sel = order.gather(1, pos)
+    pmask = (j < n_i) & valid[:, None]
+    points = pts.gather(1, sel[..., None].expand(N, num_points, 3))
+    points = torch.where(pmask[..., None], points, torch.zeros_like(points))
+    return points, pmask
+
+
+def _depth_target(points: Tensor, pmask: Tensor, pts: Tensor, pick: Tensor, surf: Tensor,
+                  pl: Tensor, pw: Tensor, diag: Tensor, surface_quantile: float,
+                  extent_cap: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Step 7: the observed yaw and its confidence (L-shape of the picked points, length
+    axis resolved with the prior), the z-extent ``E`` and the surface depth ``z_near`` (module
+    docstring, "Depth target")."""
+    yaw_raw, conf = points_orientation(points, pmask)
+    ca, sa = torch.cos(yaw_raw)[:, None], torch.sin(yaw_raw)[:, None]
+    px, pz = pts[..., 0], pts[..., 2]
+    proj_a = px * ca - pz * sa  # along (cos ry, -sin ry)
+    proj_b = px * sa + pz * ca  # along (sin ry, cos ry)
+
+    def _spread(v, m):
+        return masked_quantile(v, m, 0.95) - masked_quantile(v, m, 0.05)
+
+    yaw_obs = resolve_length_axis(yaw_raw, _spread(proj_a, pick), _spread(proj_b, pick), pl, pw)
+    e_yaw = pl * yaw_obs.sin().abs() + pw * yaw_obs.cos().abs()
+    e_prior = conf * e_yaw + (1 - conf) * (2.0 / math.pi) * (pl + pw)
+    e_vis = _spread(pz, surf)
+    extent = torch.minimum(torch.maximum(e_vis, e_prior), extent_cap * diag)
+    z_near = masked_quantile(pz, surf, surface_quantile)
+    return yaw_obs, conf, extent, z_near
 
 
 @torch.no_grad()
@@ -357,15 +349,14 @@ def extract_pseudo_points(depth: Tensor,
         ground_cfg: extra kwargs of :func:`fit_ground_plane` (``cam_height``,
             ``height_range``, ``max_tilt_deg``, ``inlier_thresh``, ...).
     """
-    depth, P, boxes = _check_inputs(depth, cam2img, boxes2d)
+    depth, P, boxes = check_depth_inputs(depth, cam2img, boxes2d)
     dtype, device = depth.dtype, depth.device
-    H, W = depth.shape
     N, G = boxes.shape[0], int(grid_size)
     if G < 1 or num_points < 1:
         raise ValueError(f'extract_pseudo_points: grid_size ({grid_size}) and num_points '
                          f'({num_points}) must be >= 1')
-    d_map = _sanitize_depth(depth, min_depth, max_depth)
-    if ground_plane is None:
+    d_map = sanitize_depth(depth, min_depth, max_depth)  # 1.
+    if ground_plane is None:  # 2.
         cfg = dict(min_depth=min_depth, max_depth=max_depth)
         cfg.update(ground_cfg or {})
         ground_plane, _ = fit_ground_plane(d_map, P, boxes, **cfg)
@@ -378,51 +369,11 @@ def extract_pseudo_points(depth: Tensor,
     pl, pw = prior[:, 0].clamp(min=0.05), prior[:, 2].clamp(min=0.05)
     diag = torch.sqrt(pl * pl + pw * pw)
 
-    # ---- 3. sample each clipped box on a grid
-    x1 = boxes[:, 0].clamp(0, W)
-    x2 = boxes[:, 2].clamp(0, W)
-    y1 = boxes[:, 1].clamp(0, H)
-    y2 = boxes[:, 3].clamp(0, H)
-    bw, bh = (x2 - x1).clamp(min=0), (y2 - y1).clamp(min=0)
-    nu = torch.ceil(bw).clamp(max=G)
-    nv = torch.ceil(bh).clamp(max=G)
-    k = torch.arange(G, dtype=dtype, device=device)
-    us = x1[:, None] + (k + 0.5) * bw[:, None] / nu.clamp(min=1)[:, None]  # (N, G)
-    vs = y1[:, None] + (k + 0.5) * bh[:, None] / nv.clamp(min=1)[:, None]
-    cu = us.floor().clamp(0, W - 1).long()
-    cv = vs.floor().clamp(0, H - 1).long()
-    in_u, in_v = k[None] < nu[:, None], k[None] < nv[:, None]
-    cv_g, cu_g = cv[:, :, None].expand(N, G, G), cu[:, None, :].expand(N, G, G)
-    in_grid = (in_v[:, :, None] & in_u[:, None, :]).reshape(N, -1)
-    cv_g, cu_g = cv_g.reshape(N, -1), cu_g.reshape(N, -1)
-    z = d_map[cv_g, cu_g]  # (N, M)
-    ok = in_grid & (z > 0)
-    uv = torch.stack([cu_g, cv_g], dim=-1).to(dtype)
-    pts = backproject(uv, z, P)  # (N, M, 3)
-
-    # ---- 4. ground
-    height = pts @ ground_plane[:3] + ground_plane[3]
+    box_px, cells, z, ok, pts = _sample_boxes(d_map, P, boxes, G)  # 3.
+    height = pts @ ground_plane[:3] + ground_plane[3]  # 4. height above the ground
     keep = ok & (height >= ground_thresh)
-
-    # ---- 5. nearest significant object-sized depth slab on a log-depth histogram
-    log0 = math.log(min_depth)
-    K = int(math.ceil((math.log(max_depth) - log0) / log_bin)) + 1
-    b = ((torch.log(z.clamp(min=min_depth)) - log0) / log_bin).floor().long().clamp(0, K - 1)
-    d_start = torch.exp(log0 + log_bin * torch.arange(K, dtype=dtype, device=device))  # (K,)
-    d_end = d_start[None] * (1.0 + rel_noise) + slab_scale * diag[:, None]  # (N, K)
-    end = ((torch.log(d_end) - log0) / log_bin).floor().long().clamp(0, K - 1)
-    found, kstar, kend = _depth_slab(b, keep, end, mode_share)
-    if occluder_margin is not None and N > 1:
-        # second pass: a pixel inside another box j whose bottom edge is lower in the image
-        # (j stands nearer on the ground) and whose depth lies in j's slab belongs to j
-        in_j = ((cu_g[:, :, None] >= x1.floor()) & (cu_g[:, :, None] < x2.ceil()) &
-                (cv_g[:, :, None] >= y1.floor()) & (cv_g[:, :, None] < y2.ceil()))  # (N, M, N)
-        front = (y2[None, :] > y2[:, None] + occluder_margin) & found[None, :]  # (i, j)
-        in_slab = (b[:, :, None] >= kstar[None, None]) & (b[:, :, None] <= kend[None, None])
-        claimed = (in_j & in_slab & front[:, None, :]).any(-1)
-        keep = keep & ~claimed
-        found, kstar, kend = _depth_slab(b, keep, end, mode_share)
-    surf = keep & (b >= kstar[:, None]) & (b <= kend[:, None]) & found[:, None]
+    surf = _object_surface(z, keep, diag, box_px, cells, min_depth, max_depth, log_bin,  # 5.
+                           mode_share, slab_scale, rel_noise, occluder_margin)
     num_valid = surf.sum(-1)
     valid = num_valid >= max(int(min_points), 1)
     # points for the BEV terms: the side faces (below side_frac of the prior height), where a
@@ -430,45 +381,9 @@ def extract_pseudo_points(depth: Tensor,
     side = surf & (height < side_frac * prior[:, 1:2])
     use_side = side.sum(-1) >= max(int(min_points), 1)
     pick = torch.where(use_side[:, None], side, surf)
-    n_pick = pick.sum(-1)
-
-    # ---- 6. subsample P points (grid order = stride, or random order with a generator)
-    M = pick.shape[1]
-    if generator is not None:
-        key = torch.rand(N, M, generator=generator).to(device)
-        pos_rule_stride = False
-    else:
-        key = torch.arange(M, dtype=dtype, device=device).expand(N, M) / M
-        pos_rule_stride = True
-    order = torch.where(pick, key, key + 2.0).argsort(-1)
-    j = torch.arange(num_points, device=device)[None]  # (1, P)
-    n_i = n_pick[:, None]
-    if pos_rule_stride:
-        pos = torch.where(n_i >= num_points, (j * n_i) // num_points, j)
-    else:
-        pos = j.expand(N, -1)
-    pos = pos.clamp(max=M - 1)
-    sel = order.gather(1, pos)
-    pmask = (j < n_i) & valid[:, None]
-    points = pts.gather(1, sel[..., None].expand(N, num_points, 3))
-    points = torch.where(pmask[..., None], points, torch.zeros_like(points))
-
-    # ---- 7. orientation (from the picked points) and depth target (from all surface pixels)
-    yaw_raw, conf = points_orientation(points, pmask)
-    ca, sa = torch.cos(yaw_raw)[:, None], torch.sin(yaw_raw)[:, None]
-    px, pz = pts[..., 0], pts[..., 2]
-    proj_a = px * ca - pz * sa  # along (cos ry, -sin ry)
-    proj_b = px * sa + pz * ca  # along (sin ry, cos ry)
-
-    def _spread(v, m):
-        return masked_quantile(v, m, 0.95) - masked_quantile(v, m, 0.05)
-
-    yaw_obs = resolve_length_axis(yaw_raw, _spread(proj_a, pick), _spread(proj_b, pick), pl, pw)
-    e_yaw = pl * yaw_obs.sin().abs() + pw * yaw_obs.cos().abs()
-    e_prior = conf * e_yaw + (1 - conf) * (2.0 / math.pi) * (pl + pw)
-    e_vis = _spread(pz, surf)
-    extent = torch.minimum(torch.maximum(e_vis, e_prior), extent_cap * diag)
-    z_near = masked_quantile(pz, surf, surface_quantile)
+    points, pmask = _subsample(pts, pick, valid, num_points, generator)  # 6.
+    yaw_obs, conf, extent, z_near = _depth_target(points, pmask, pts, pick, surf, pl, pw,  # 7.
+                                                  diag, surface_quantile, extent_cap)
     zero = torch.zeros_like(z_near)
     return PseudoPoints(
         points=points,

@@ -1,60 +1,24 @@
 """SKDHead: the anchor-free monocular 3D head of both branches (teacher and student)."""
 import math
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmcv.cnn import ConvModule
-from mmdet.models.utils.gaussian_target import (gaussian_radius, gen_gaussian_target,
-                                                get_local_maximum,
-                                                get_topk_from_heatmap)
+from mmdet.models.utils.gaussian_target import get_local_maximum, get_topk_from_heatmap
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import CameraInstance3DBoxes
+from ..datasets.kitti_format import KITTI_DIMS_PRIOR
 from .geometry import alpha_to_yaw, backproject, camera_rays, gravity_to_bottom, to_4x4
-
-# KITTI class means (l, h, w) in metres, in mmdet3d's order Pedestrian, Cyclist, Car.
-KITTI_DIMS_PRIOR = ((0.84, 1.76, 0.66), (1.76, 1.74, 0.60), (3.88, 1.53, 1.63))
+from .targets import Targets, assign_targets, input_hw, sample_cam2img  # noqa: F401
 
 # Channels of each prediction map, in the order they are stacked in ``SKDHead.forward``.
 OUTPUTS = (('bbox2d', 4), ('offset', 2), ('depth', 1), ('depth_logvar', 1), ('dims', 3),
            ('orient', 2))
 FULL_3D_KEYS = ('bboxes_3d', 'labels_3d', 'centers_2d', 'depths')
-
-
-class Targets(NamedTuple):
-    """Per-instance training targets of a batch, on the head's feature grid.
-
-    ``batch_idx``, ``cells`` (N,2 long, x/y cell), ``labels`` (N,), ``boxes2d`` (N,4 input-image
-    pixels), ``cam2img`` (N,4,4), ``heatmap`` (B,K,h,w Gaussian peaks at the 2D box centres),
-    ``stride`` (input pixels per cell) and, in full supervision only, ``boxes3d`` (N,7 camera
-    boxes, bottom centre), ``centers2d`` (N,2) and ``depths`` (N,).
-    """
-    batch_idx: Tensor
-    cells: Tensor
-    labels: Tensor
-    boxes2d: Tensor
-    cam2img: Tensor
-    heatmap: Tensor
-    stride: float
-    boxes3d: Optional[Tensor] = None
-    centers2d: Optional[Tensor] = None
-    depths: Optional[Tensor] = None
-
-
-def input_hw(targets: Targets) -> Tuple[float, float]:
-    """(h, w) of the network input: a truncated object's 2D label is clipped to it (by a
-    crop or the image border), so its projected 3D box is clipped the same way."""
-    h, w = targets.heatmap.shape[-2:]
-    return h * targets.stride, w * targets.stride
-
-
-def sample_cam2img(data_samples: Sequence, device, dtype=torch.float32) -> Tensor:
-    """(B,4,4) ``cam2img`` of each sample's metainfo (updated by the geometric transforms)."""
-    mats = [torch.as_tensor(s.metainfo['cam2img'], dtype=dtype) for s in data_samples]
-    return to_4x4(torch.stack([to_4x4(m) for m in mats])).to(device)
 
 
 @MODELS.register_module()
@@ -214,41 +178,8 @@ class SKDHead(BaseModule):
     def get_targets(self, data_samples: Sequence, feat_shape: Tuple[int, int],
                     input_shape: Tuple[int, int], device) -> Targets:
         """Heatmap and per-instance targets from the samples' 2D boxes (and 3D, if full)."""
-        h, w = feat_shape
-        stride = input_shape[0] / h
-        heatmap = torch.zeros(len(data_samples), self.num_classes, h, w, device=device)
-        cam2img = sample_cam2img(data_samples, device)
-        fields = {k: [] for k in ('batch_idx', 'cells', 'labels', 'boxes2d', 'cam2img')}
-        full = {k: [] for k in ('boxes3d', 'centers2d', 'depths')}
-        for i, sample in enumerate(data_samples):
-            gt = sample.gt_instances
-            boxes = gt.bboxes.to(device).float().reshape(-1, 4)
-            labels = gt.labels.to(device).long().reshape(-1)
-            if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
-                raise ValueError(
-                    f"SKDHead: sample {sample.metainfo.get('img_path', i)} has class labels "
-                    f'{labels.unique().tolist()} outside 0..{self.num_classes - 1}; check the '
-                    "config's classes")
-            ctr = (boxes[:, :2] + boxes[:, 2:]) / 2 / stride
-            cells = torch.stack([ctr[:, 0].floor().clamp(0, w - 1),
-                                 ctr[:, 1].floor().clamp(0, h - 1)], 1).long()
-            for box, cell, label in zip(boxes, cells, labels):
-                bw, bh = ((box[2:] - box[:2]) / stride).tolist()
-                radius = max(0, int(gaussian_radius((bh, bw), self.min_overlap)))
-                gen_gaussian_target(heatmap[i, label], cell.tolist(), radius)
-            fields['batch_idx'].append(torch.full_like(labels, i))
-            fields['cells'].append(cells)
-            fields['labels'].append(labels)
-            fields['boxes2d'].append(boxes)
-            fields['cam2img'].append(cam2img[i].expand(len(labels), 4, 4))
-            if self.supervision == 'full':
-                gt3d = sample.gt_instances_3d
-                full['boxes3d'].append(gt3d.bboxes_3d.tensor.to(device).float()[:, :7])
-                full['centers2d'].append(gt3d.centers_2d.to(device).float().reshape(-1, 2))
-                full['depths'].append(gt3d.depths.to(device).float().reshape(-1))
-        cat = {k: torch.cat(v) for k, v in fields.items()}
-        extra = {k: torch.cat(v) for k, v in full.items()} if self.supervision == 'full' else {}
-        return Targets(heatmap=heatmap, stride=stride, **cat, **extra)
+        return assign_targets(data_samples, feat_shape, input_shape, device, self.num_classes,
+                              self.min_overlap, self.supervision, type(self).__name__)
 
     # ------------------------------------------------------------------ losses
     def loss_by_feat(self, preds: Dict[str, Tensor], targets: Targets,

@@ -17,12 +17,11 @@ import math
 from typing import Dict, Optional, Tuple
 
 import torch
+from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
-from mmdet.structures.bbox import bbox_overlaps
-
-from .geometry import (box_corners, camera_in_box_bev, to_4x4, to_box_bev, wrap_angle)
+from .geometry import box_corners, camera_in_box_bev, to_4x4, to_box_bev, wrap_angle
 
 __all__ = [
     'laplacian_depth_loss', 'inverse_density_weights', 'bev_alignment_loss',

@@ -21,11 +21,10 @@ from datetime import datetime, timezone
 
 import numba
 import numpy as np
+from kitti_metric_subprocess import rotate_iou_gpu_eval_cudasim, run_metric_subprocess
 
-from mmdet3d_skd.evaluation.fake_kitti_results import (
-    dump_eval_set, make_fake_kitti_eval_set, rotate_iou_gpu_eval_cudasim,
-    run_metric_subprocess)
 from mmdet3d_skd.evaluation.rotate_iou_cpu import rotate_iou_cpu_eval
+from mmdet3d_skd.testing.fake_kitti_results import dump_eval_set, make_fake_kitti_eval_set
 
 BEGIN = '<!-- bench_kitti_metric: begin (written by tools/benchmarks/bench_kitti_metric.py) -->'
 END = '<!-- bench_kitti_metric: end -->'

@@ -22,12 +22,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
+from error_breakdown import AXIS_DEG, is_moderate_car, yaw_error_mod_pi  # beside this script
 from mmcv import imread
 
-from error_breakdown import AXIS_DEG, is_moderate_car, yaw_error_mod_pi  # beside this script
-
+from mmdet3d_skd.datasets.kitti_format import KITTI_DIMS_PRIOR, decode_depth_png
 from mmdet3d_skd.models.pseudo_points import batch_pseudo_points
-from mmdet3d_skd.models.skd_head import KITTI_DIMS_PRIOR
 
 
 def measure(data: Path, frames: int, quantile: float, depth_stride: int) -> dict:
@@ -43,7 +42,7 @@ def measure(data: Path, frames: int, quantile: float, depth_stride: int) -> dict
         depth = imread(str(depth_file), flag='unchanged')
         if depth is None:
             raise FileNotFoundError(f'{depth_file}: missing or unreadable depth map')
-        depth = torch.from_numpy(depth.astype(np.float32) / 256.0)
+        depth = torch.from_numpy(decode_depth_png(depth))
         # every labelled box takes part (occluders are found among them), cars are scored
         boxes = torch.tensor([x['bbox'] for x in info['instances']], dtype=torch.float32)
         labels = torch.tensor([x['bbox_label'] for x in info['instances']])

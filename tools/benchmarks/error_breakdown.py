@@ -14,15 +14,16 @@ KITTI's AOS)::
         --frames 200
 """
 import argparse
+import math
 import pickle
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import math
-
 import numpy as np
 import torch
 from mmdet.structures.bbox import bbox_overlaps
+
+from mmdet3d_skd.datasets.kitti_format import kitti_difficulty
 
 #: a found car "has its length axis" when its yaw error modulo pi is under this (degrees)
 AXIS_DEG = 20.0
@@ -31,8 +32,8 @@ AXIS_DEG = 20.0
 def is_moderate_car(inst: dict, car_label: int = 2) -> bool:
     """KITTI's moderate difficulty (and easier) for a car label of an mmdet3d info file."""
     x1, y1, x2, y2 = inst['bbox']
-    return (inst['bbox_label'] == car_label and inst['occluded'] <= 1
-            and inst['truncated'] <= 0.3 and y2 - y1 >= 25)
+    return (inst['bbox_label'] == car_label
+            and kitti_difficulty(y2 - y1, inst['occluded'], inst['truncated']) in (0, 1))
 
 
 def yaw_error_mod_pi(yaw_pred: float, yaw_true: float) -> float:

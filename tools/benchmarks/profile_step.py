@@ -31,10 +31,10 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     import torch
     from mmengine.config import Config
-    from mmdet3d.registry import MODELS
-    from mmdet3d.utils import register_all_modules
 
     import mmdet3d_skd  # noqa: F401
+    from mmdet3d.registry import MODELS
+    from mmdet3d.utils import register_all_modules
     register_all_modules()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -379,8 +379,9 @@ def extract_encoder(ckpt: Path, out: Path) -> None:
 def build_model(config: str):
     import torch
     from mmengine.config import Config
-    from mmdet3d.registry import MODELS
+
     import mmdet3d_skd  # noqa: F401
+    from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
     register_all_modules()
     torch.manual_seed(0)
@@ -391,6 +392,7 @@ def probe_batch(batch_size: int, hw=(128, 384), boxes=4):
     """A synthetic training batch: images, a ground-plane depth map and 2D boxes."""
     import torch
     from mmengine.structures import InstanceData
+
     from mmdet3d.structures import Det3DDataSample
     h, w = hw
     k = [[w * 0.58, 0, w * 0.49, 0], [0, w * 0.58, h * 0.46, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
@@ -615,14 +617,15 @@ def write_report(path: Path, results: dict, speed: dict, args, wall: float,
                             capture_output=True, text=True).stdout.strip()
     size = 'the configs\' input size' if not getattr(args, 'input_size', None) else \
         f'input {args.input_size[0]}x{args.input_size[1]}'
+    command = shlex.join(['python', 'tools/benchmarks/run_benchmarks.py'] + sys.argv[1:])
     lines = ['# Benchmarks', '',
              'Reproduce with `make bench` (the command below; it goes on where an interrupted '
              'set stopped).', '',
-             f'Written by `{shlex.join(["python", "tools/benchmarks/run_benchmarks.py"] + sys.argv[1:])}`'
+             f'Written by `{command}`'
              f' at commit `{commit}` on {machine()}; total wall time of this invocation '
              f'{wall / 60:.1f} min.', '',
-             f'Data: `{os.path.relpath(args.data, REPO)}` (embedded synthetic KITTI-format set, see '
-             'docs/synthetic_data.md); schedule: '
+             f'Data: `{os.path.relpath(args.data, REPO)}` (embedded synthetic KITTI-format set, '
+             'see docs/synthetic_data.md); schedule: '
              f'{args.iters} iterations, batch {args.batch_size}, {size}, for every run; seeds '
              f'{getattr(args, "seeds", "0")} for runs {getattr(args, "seed_runs", "-")}, the first '
              'seed for the others.', '']

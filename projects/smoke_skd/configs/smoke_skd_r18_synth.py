@@ -2,11 +2,13 @@
 # (tools/generate_synthetic.py): ResNet-18 + CenterNet's deconvolution neck without DCN at 384x128
 # instead of DLA-34 at 1280x384, 64-channel head branches, an iteration-based short schedule.
 #   mim train mmdet3d projects/smoke_skd/configs/smoke_skd_r18_synth.py
-_base_ = ['./smoke_skd_dla34_kitti.py']
-
-data_root = 'data/synth_kitti/'
-input_size = (384, 128)
-backend_args = None
+_base_ = [
+    './_base_/smoke_skd_dla34.py',
+    '../../../configs/_base_/datasets/synth_kitti_weak_mono3d.py',
+    '../../../configs/_base_/schedules/adam_1000it_cpu.py',  # and the runtime
+]
+custom_imports = dict(imports=['mmdet3d_skd', 'projects.smoke_skd.smoke_skd'],
+                      allow_failed_imports=False)
 
 model = dict(
     backbone=dict(_delete_=True, type='mmdet.ResNet', depth=18, num_stages=4,
@@ -18,47 +20,18 @@ model = dict(
     bbox_head=dict(cls_branch=(64, ), reg_branch=((64, ), (64, ))),
     teacher_head=dict(cls_branch=(64, ), reg_branch=((64, ), (64, ))))
 
-# the base pipelines with the CPU input size (mmengine cannot edit a list item of a base)
-train_pipeline = [
-    dict(type='LoadImageFromFileMono3D', backend_args=backend_args),
-    dict(type='LoadAnnotations3D', with_bbox=True, with_label=True, with_attr_label=False,
-         with_bbox_3d=False, with_label_3d=False, with_bbox_depth=False),
-    dict(type='LoadDepthMap', backend_args=backend_args),
-    dict(type='DepthRandomFlip3D', flip_ratio_bev_horizontal=0.5),
-    dict(type='RandomShiftScale', shift_scale=(0.2, 0.4), aug_prob=0.3),
-    dict(type='DepthAffineResize', img_scale=input_size, down_ratio=4),
-    dict(type='PackSKDInputs', keys=['img', 'gt_bboxes', 'gt_bboxes_labels', 'depth_map']),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFileMono3D', backend_args=backend_args),
-    dict(type='DepthAffineResize', img_scale=input_size, down_ratio=4),
-    dict(type='PackSKDInputs', keys=['img']),
-]
-train_dataloader = dict(
-    batch_size=8, num_workers=1, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=8, num_workers=1, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+train_dataloader = dict(persistent_workers=False)
+val_dataloader = dict(persistent_workers=False)
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'kitti_infos_val.pkl')
-test_evaluator = val_evaluator
 
-custom_hooks = [
-    dict(type='GradModulationHook', warmup_iters=200, alpha=1.0, beta=0.5, k_min=0.2),
-    dict(type='NonFiniteLossHook'),
-]
-
+# the CPU schedule stretched to 1500 iterations
 max_iters = 1500
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters)
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=100),
-    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
-         milestones=[int(max_iters * 0.8)], gamma=0.1),
-]
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=max_iters, by_epoch=False))
-log_processor = dict(by_epoch=False)
+    _base_.param_scheduler[0],
+    dict(_base_.param_scheduler[1], end=max_iters, milestones=[int(max_iters * 0.8)])]
+default_hooks = dict(checkpoint=dict(interval=max_iters))
+
+find_unused_parameters = False  # as smoke_skd_dla34_kitti.py
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+visualizer = dict(type='Det3DLocalVisualizer', vis_backends=vis_backends, name='visualizer')

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 from numba import njit
 
-from .world import (KIND_GLASS, KIND_HEADLIGHTS, KIND_TAILLIGHTS, KIND_WINDOWS, MAX_FACES,
-                    Scene, WorldConfig)
+from .world import (KIND_GLASS, KIND_HEADLIGHTS, KIND_TAILLIGHTS, KIND_WINDOWS, MAX_FACES, Scene,
+                    WorldConfig)
 
 GROUND_FAR = 200.0  # ground farther than this is drawn as far background (no depth)
 _TEX_SIZE = 256

@@ -78,13 +78,3 @@ def apply_depth_noise(depth: np.ndarray, cfg: DepthNoiseConfig, scale: float,
     noisy = np.float32(scale) * smoothed * factor
     noisy = np.where(valid & (noisy <= cfg.max_depth), noisy, 0).astype(np.float32)
     return noisy, dict(edge=edge, smoothed=smoothed, field=field)
-
-
-def encode_depth_png(depth: np.ndarray) -> np.ndarray:
-    """KITTI's depth PNG convention: uint16, metres x 256 (rounded), 0 = invalid."""
-    return np.clip(np.round(depth.astype(np.float64) * 256.0), 0, 65535).astype(np.uint16)
-
-
-def decode_depth_png(raw: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`encode_depth_png`: float32 metres, 0 = invalid."""
-    return raw.astype(np.float32) / 256.0

@@ -12,29 +12,21 @@ Shared by ``tests/test_cpu_kitti_metric.py`` and
   mmdet3d's rotated IoU may score 0, issues #838/#2839), misses and false
   positives.
 * :func:`run_metric` feeds them through a registered metric as the runner does.
-* ``python -m mmdet3d_skd.evaluation.fake_kitti_results`` runs one metric on pickled
-  inputs and writes its results and timings as JSON: the way to run mmdet3d's
-  ``KittiMetric`` in a subprocess under ``NUMBA_ENABLE_CUDASIM=1``, which numba
-  reads once, at import.
+* ``tools/benchmarks/kitti_metric_subprocess.py`` runs one metric on pickled inputs
+  (:func:`dump_eval_set`) in a fresh interpreter: the way to run mmdet3d's ``KittiMetric``
+  under ``NUMBA_ENABLE_CUDASIM=1``, which numba reads once, at import.
 """
-import argparse
 import copy
-import json
 import os
 import pickle
-import subprocess
-import sys
-import tempfile
-import textwrap
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-__all__ = [
-    'KITTI_CLASSES', 'make_fake_kitti_eval_set', 'dump_eval_set', 'run_metric',
-    'run_metric_subprocess', 'rotate_iou_gpu_eval_cudasim'
-]
+from ..datasets.kitti_format import KITTI_SIZE_PRIORS, kitti_difficulty
+
+__all__ = ['KITTI_CLASSES', 'make_fake_kitti_eval_set', 'dump_eval_set', 'run_metric']
 
 KITTI_CLASSES = ('Pedestrian', 'Cyclist', 'Car')
 # mmdet3d's KITTI info files (v2) label map
@@ -58,29 +50,17 @@ P2 = np.array([[721.5377, 0.0, 609.5593, 44.85728],
 LIDAR2CAM = np.array([[0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, -0.08],
                       [1.0, 0.0, 0.0, -0.27], [0.0, 0.0, 0.0, 1.0]])
 # mean (l, h, w) in metres and their spread (std, relative)
-_DIMS = {
-    'Car': ((3.88, 1.53, 1.63), 0.08),
-    'Van': ((5.08, 2.21, 1.90), 0.08),
-    'Pedestrian': ((0.84, 1.76, 0.66), 0.08),
-    'Cyclist': ((1.76, 1.74, 0.60), 0.08),
-}
+_DIMS = {name: (mean, 0.08)
+         for name, mean in dict(KITTI_SIZE_PRIORS, Van=(5.08, 2.21, 1.90)).items()}
 _CLASS_PROBS = (('Car', 0.58), ('Pedestrian', 0.22), ('Cyclist', 0.12),
                 ('Van', 0.08))
-
-
-def _kitti_difficulty(height: float, occluded: int, truncated: float) -> int:
-    """KITTI difficulty: 0 easy, 1 moderate, 2 hard, -1 none."""
-    for level, (min_h, max_occ, max_trunc) in enumerate(
-            ((40, 0, 0.15), (25, 1, 0.30), (25, 2, 0.50))):
-        if height >= min_h and occluded <= max_occ and truncated <= max_trunc:
-            return level
-    return -1
 
 
 def _project(boxes_3d: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(N, 7) camera boxes -> unclipped 2D boxes (N, 4) and projected gravity
     centres (N, 2), as KittiMetric projects predictions (corners through P2)."""
     import torch
+
     from mmdet3d.structures import CameraInstance3DBoxes, points_cam2img
     boxes = CameraInstance3DBoxes(torch.as_tensor(boxes_3d, dtype=torch.float32))
     p2 = torch.as_tensor(P2, dtype=torch.float32)
@@ -147,8 +127,8 @@ def _instance(index: int, obj: dict) -> dict:
         depth=float(z),
         center_2d=[float(v) for v in obj['centre']],
         num_lidar_pts=int(4e4 / z**2 * obj['box'][3] * obj['box'][4]),
-        difficulty=_kitti_difficulty(bbox[3] - bbox[1], obj['occluded'],
-                                     obj['truncated']),
+        difficulty=int(kitti_difficulty(bbox[3] - bbox[1], obj['occluded'],
+                                        obj['truncated'])),
         truncated=obj['truncated'],
         occluded=obj['occluded'],
         alpha=round(float(alpha), 2),
@@ -333,135 +313,3 @@ def run_metric(metric_cfg: dict,
     tic = time.perf_counter()
     results = metric.evaluate(len(samples))
     return results, time.perf_counter() - tic
-
-
-def run_metric_subprocess(metric_type: str,
-                          ann_file: str,
-                          samples_file: str,
-                          out_json: str,
-                          cudasim: bool = False,
-                          repeat: int = 1,
-                          timeout: Optional[float] = None) -> dict:
-    """Run :func:`run_metric` in a fresh interpreter (``-m`` this module).
-
-    ``cudasim=True`` sets ``NUMBA_ENABLE_CUDASIM=1`` there, before numba is
-    imported; otherwise the variable is removed. Returns the JSON it wrote:
-    ``metrics`` (of the last run) and ``seconds`` (one per run).
-    """
-    env = dict(os.environ)
-    env.pop('NUMBA_ENABLE_CUDASIM', None)
-    if cudasim:
-        env['NUMBA_ENABLE_CUDASIM'] = '1'
-    cmd = [
-        sys.executable, '-m', __name__, '--metric', metric_type, '--ann-file',
-        ann_file, '--samples', samples_file, '--out', out_json, '--repeat',
-        str(repeat)
-    ]
-    proc = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f'{" ".join(cmd)} failed (exit {proc.returncode}):'
-                           f'\n{proc.stderr[-4000:]}')
-    with open(out_json) as f:
-        return json.load(f)
-
-
-_GPU_IOU_SCRIPT = textwrap.dedent('''
-    import importlib.util, sys, time
-    import numpy as np
-    # mmdet3d's rotate_iou.py by path: no need to import mmdet3d (and torch)
-    spec = importlib.util.spec_from_file_location('mmdet3d_rotate_iou',
-                                                  sys.argv[1])
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    # see _silence_warning_registry_race
-    mod.__dict__.setdefault('__warningregistry__', {})
-    data = np.load(sys.argv[2])
-    out = {}
-    for c in data['criteria']:
-        tic = time.perf_counter()
-        out[f'iou{c}'] = mod.rotate_iou_gpu_eval(data['boxes'], data['query'],
-                                                 int(c))
-        out[f'sec{c}'] = time.perf_counter() - tic
-    np.savez(sys.argv[3], **out)
-''')
-
-
-def rotate_iou_gpu_eval_cudasim(boxes: np.ndarray,
-                                query_boxes: np.ndarray,
-                                criteria: Sequence[int] = (-1, ),
-                                timeout: Optional[float] = None
-                                ) -> Tuple[Dict[int, np.ndarray],
-                                           Dict[int, float]]:
-    """mmdet3d's ``rotate_iou_gpu_eval`` in numba's CUDA simulator (subprocess).
-
-    Loads mmdet3d's ``rotate_iou.py`` by path, so the subprocess imports only
-    numpy and numba. Returns ``{criterion: iou}`` and ``{criterion: seconds}``.
-    """
-    import importlib.util
-    origin = importlib.util.find_spec('mmdet3d').origin
-    path = os.path.join(
-        os.path.dirname(origin), 'evaluation', 'functional', 'kitti_utils',
-        'rotate_iou.py')
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM='1')
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = os.path.join(tmp, 'in.npz'), os.path.join(tmp, 'out.npz')
-        np.savez(src, boxes=boxes, query=query_boxes,
-                 criteria=np.asarray(criteria, dtype=np.int64))
-        proc = subprocess.run(
-            [sys.executable, '-c', _GPU_IOU_SCRIPT, path, src, dst],
-            env=env, capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0:
-            raise RuntimeError('rotate_iou_gpu_eval under NUMBA_ENABLE_CUDASIM '
-                               f'failed:\n{proc.stderr[-4000:]}')
-        out = np.load(dst)
-        return ({c: out[f'iou{c}'] for c in criteria},
-                {c: float(out[f'sec{c}']) for c in criteria})
-
-
-def _silence_warning_registry_race() -> None:
-    """Under the simulator, numpy's division warnings add ``__warningregistry__``
-    to the kernel module's globals, racing with the simulator's per-thread swap
-    of those globals ("dictionary changed size during iteration"): create it
-    beforehand."""
-    from mmdet3d.evaluation.functional.kitti_utils import rotate_iou
-    rotate_iou.__dict__.setdefault('__warningregistry__', {})
-
-
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(
-        description='Run a KITTI metric on pickled data samples, write JSON.')
-    parser.add_argument('--metric', default='KittiMetric',
-                        help='registered metric type, e.g. KittiMetric or '
-                        'CPUKittiMetric')
-    parser.add_argument('--ann-file', required=True)
-    parser.add_argument('--samples', required=True,
-                        help='pickled list of data-sample dicts')
-    parser.add_argument('--out', required=True, help='JSON to write')
-    parser.add_argument('--repeat', type=int, default=1,
-                        help='evaluate this many times (fresh metric each)')
-    args = parser.parse_args(argv)
-
-    # registers CPUKittiMetric
-    import mmdet3d_skd.evaluation.cpu_kitti_metric  # noqa: F401
-
-    if os.environ.get('NUMBA_ENABLE_CUDASIM') == '1':
-        _silence_warning_registry_race()
-    with open(args.samples, 'rb') as f:
-        samples = pickle.load(f)
-    seconds = []
-    for _ in range(args.repeat):
-        metrics, sec = run_metric(
-            dict(type=args.metric, ann_file=args.ann_file), samples)
-        seconds.append(sec)
-    with open(args.out, 'w') as f:
-        json.dump(
-            dict(
-                metric=args.metric,
-                cudasim=os.environ.get('NUMBA_ENABLE_CUDASIM', '0'),
-                metrics=metrics,
-                seconds=seconds), f, indent=1)
-
-
-if __name__ == '__main__':
-    main()

@@ -27,8 +27,8 @@ with ``(cam2img, S^-1)`` equals decoding with ``(K, T)``. The head decodes with
 samples whose ``cam2img`` was left in SMOKE's frame (``trans_mat`` present without
 ``ori_cam2img``, i.e. ``AffineResize`` or ``DepthAffineResize(update_cam2img=False)``).
 
-The targets are SKDHead's (:meth:`SKDHead.get_targets`), so a SMOKE teacher and a SMOKE student
-(or one of each) see the same heatmaps, cells and pseudo points.
+The targets are SKDHead's (:func:`mmdet3d_skd.models.targets.assign_targets`), so a SMOKE
+teacher and a SMOKE student (or one of each) see the same heatmaps, cells and pseudo points.
 """
 from typing import Dict, List, Sequence, Tuple
 
@@ -39,8 +39,9 @@ from torch import Tensor
 
 from mmdet3d.models.dense_heads import SMOKEMono3DHead
 from mmdet3d.registry import MODELS
-from .geometry import to_4x4
-from .skd_head import SKDHead, Targets, detections_from_heatmap, input_hw
+from mmdet3d_skd.models.geometry import to_4x4
+from mmdet3d_skd.models.skd_head import SKDHead, detections_from_heatmap
+from mmdet3d_skd.models.targets import Targets, assign_targets, input_hw
 
 # (name, first channel, last channel + 1) of ``bbox_pred``
 LAYOUT = (('depth', 0, 1), ('offset', 1, 3), ('dims', 3, 6), ('orient', 6, 8),
@@ -180,11 +181,12 @@ class SMOKESKDHead(SMOKEMono3DHead):
     # ------------------------------------------------------------------ targets / losses
     def get_targets(self, data_samples: Sequence, feat_shape: Tuple[int, int],
                     input_shape: Tuple[int, int], device) -> Targets:
-        """SKDHead's weak targets (Gaussian peaks at the 2D box centres, per-instance cells,
-        labels, boxes and input-image ``cam2img``); called on this head, which has the
-        attributes they use (``num_classes``, ``min_overlap``, ``supervision``)."""
+        """SKDHead's targets (:func:`mmdet3d_skd.models.targets.assign_targets`: Gaussian
+        peaks at the 2D box centres, per-instance cells, labels, boxes and input-image
+        ``cam2img``)."""
         check_input_frame(data_samples)
-        return SKDHead.get_targets(self, data_samples, feat_shape, input_shape, device)
+        return assign_targets(data_samples, feat_shape, input_shape, device, self.num_classes,
+                              self.min_overlap, self.supervision, type(self).__name__)
 
     def loss_by_feat(self, preds: Dict[str, Tensor], targets: Targets,
                      pseudo=None) -> Dict[str, Tensor]:

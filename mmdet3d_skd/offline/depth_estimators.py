@@ -21,7 +21,7 @@ Post-processing of a prediction ``p`` (:func:`to_metric_depth`):
 * ``scale_mode='fixed'``: ``d = S * d``;
 * ``scale_mode='ground'``: ``d = (h_cam / h_fit) * d``, ``h_fit`` the camera height over the
   ground plane fitted to the predicted points below the principal point's row
-  (:func:`ground_scale`, which reuses :func:`mmdet3d_skd.models.pseudo_points.fit_ground_plane`);
+  (:func:`ground_scale`, which reuses :func:`mmdet3d_skd.models.ground_plane.fit_ground_plane`);
 * non-finite, non-positive, or beyond the ``uint16`` range (> 255.99 m) -> 0 (invalid).
 """
 import glob
@@ -33,17 +33,15 @@ import os
 import os.path as osp
 import statistics
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..datasets.kitti_format import atomic_write_bytes, encode_depth_png, read_calib
+
 logger = logging.getLogger(__name__)
 
-#: KITTI depth PNGs store ``round(metres * 256)`` in uint16.
-DEPTH_PNG_SCALE = 256.0
-MAX_PNG_DEPTH = 65535 / DEPTH_PNG_SCALE
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg')
 #: ``model_type`` (or DepthAnything's ``depth_estimation_type``) -> (output type, metric?).
 #: DPT/MiDaS and Depth Anything "relative" predict affine-invariant inverse depth.
@@ -61,38 +59,6 @@ HF_HELP = ('get one on a machine with internet access, e.g. `hf download '
            '`huggingface-cli download ...`), and copy the folder over; see docs/depth_maps.md')
 
 DepthFn = Callable[[np.ndarray, Optional[np.ndarray]], np.ndarray]
-
-
-# --------------------------------------------------------------------------- intrinsics
-def read_intrinsics(path: str) -> np.ndarray:
-    """Camera projection from a file: a KITTI calib txt (its ``P2``, 3x4), or a text file with
-    the 9, 12 or 16 numbers of a row-major 3x3, 3x4 or 4x4 matrix (any whitespace/commas).
-
-    Raises FileNotFoundError (missing file) or ValueError naming the file and the problem."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'intrinsics file {path} not found')
-    with open(path, 'rb') as f:
-        text = f.read().decode('utf-8', errors='replace')
-    if ':' in text:  # KITTI calib ("P2: ..." rows)
-        from mmdet3d_skd.datasets.kitti_format import read_calib
-        return read_calib(path)['P2']
-    tokens = text.replace(',', ' ').replace('[', ' ').replace(']', ' ').split()
-    try:
-        vals = np.array([float(t) for t in tokens], dtype=np.float64)
-    except ValueError:
-        raise ValueError(f'{path}: not a KITTI calib file (no "P2:" row) nor a matrix of '
-                         'numbers') from None
-    shapes = {9: (3, 3), 12: (3, 4), 16: (4, 4)}
-    if vals.size not in shapes:
-        raise ValueError(f'{path}: {vals.size} numbers; expected 9, 12 or 16 (a row-major '
-                         '3x3, 3x4 or 4x4 projection) or a KITTI calib file')
-    if not np.isfinite(vals).all():
-        raise ValueError(f'{path}: non-finite value in the matrix')
-    P = vals.reshape(shapes[vals.size])
-    if P[0, 0] <= 0 or P[1, 1] <= 0:
-        raise ValueError(f'{path}: focal lengths P[0,0]={P[0, 0]}, P[1,1]={P[1, 1]} must be '
-                         'positive (is it a projection matrix?)')
-    return P
 
 
 # --------------------------------------------------------------------------- estimators
@@ -206,7 +172,7 @@ def ground_scale(depth: np.ndarray, cam2img: np.ndarray, camera_height: float = 
     """
     import torch
 
-    from mmdet3d_skd.models.pseudo_points import fit_ground_plane
+    from mmdet3d_skd.models.ground_plane import fit_ground_plane
     d = np.asarray(depth, dtype=np.float64)
     d = np.where(np.isfinite(d) & (d > 0), d, 0.0)
     P = np.asarray(cam2img, dtype=np.float64)
@@ -240,33 +206,14 @@ def to_depth(pred: np.ndarray, output_type: str = 'depth') -> np.ndarray:
     return np.where(ok, p, 0.0)
 
 
-def encode_depth_png(depth: np.ndarray) -> np.ndarray:
-    """Metres -> KITTI uint16 ``max(1, round(d * 256))`` (a valid depth never becomes 0);
-    invalid, non-finite or > 255.99 m -> 0."""
-    d = np.asarray(depth, dtype=np.float64)
-    ok = np.isfinite(d) & (d > 0) & (d <= MAX_PNG_DEPTH)
-    code = np.maximum(np.round(np.where(ok, d, 0.0) * DEPTH_PNG_SCALE), 1)
-    return np.where(ok, code, 0).astype(np.uint16)
-
-
 def write_depth_png(path: str, depth: np.ndarray) -> None:
-    """Write ``depth`` (metres) as a KITTI depth PNG, atomically: encoded in memory, written to
-    a hidden temporary file in the same folder, then ``os.replace``-d (an interruption leaves
-    either the old file or none, never half of one)."""
+    """Write ``depth`` (metres) as a KITTI depth PNG (:func:`encode_depth_png`), atomically
+    (:func:`~mmdet3d_skd.datasets.kitti_format.atomic_write_bytes`)."""
     import cv2
     ok, buf = cv2.imencode('.png', encode_depth_png(depth))
     if not ok:
         raise RuntimeError(f'cannot encode the depth map of {path} as PNG')
-    folder, name = osp.split(path)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix='.tmp', dir=folder or '.')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_bytes(path, buf.tobytes())
 
 
 # --------------------------------------------------------------------------- data set
@@ -427,7 +374,6 @@ class DepthMapWriter:
         calib = osp.join(job.calib_dir, osp.splitext(osp.basename(image))[0] + '.txt')
         if not osp.isfile(calib):
             raise FileNotFoundError(f'calib file {calib} of image {image} not found')
-        from mmdet3d_skd.datasets.kitti_format import read_calib
         return read_calib(calib)['P2']
 
     def predict(self, image: str, job: DepthJob, scale: Optional[float] = None,
@@ -513,8 +459,6 @@ def build_estimator(model: Optional[str] = None, estimator: Optional[str] = None
     return load_callable(estimator)
 
 
-__all__ = ['read_intrinsics', 'load_callable', 'HFDepthEstimator', 'ground_scale', 'to_depth',
-           'encode_depth_png', 'write_depth_png', 'DepthJob', 'DepthStats', 'kitti_jobs',
-           'info_jobs',
-           'list_images', 'resolve_modes', 'DepthMapWriter', 'build_estimator',
-           'DEPTH_PNG_SCALE', 'KNOWN_MODELS']
+__all__ = ['load_callable', 'HFDepthEstimator', 'ground_scale', 'to_depth', 'write_depth_png',
+           'DepthJob', 'DepthStats', 'kitti_jobs', 'info_jobs', 'list_images', 'resolve_modes',
+           'DepthMapWriter', 'build_estimator', 'KNOWN_MODELS']

@@ -28,8 +28,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ...datasets import kitti_format
+from ...datasets.kitti_format import encode_depth_png
 from . import kitti_io
-from .depth_noise import apply_depth_noise, encode_depth_png
+from .depth_noise import apply_depth_noise
 from .render import RenderResult, render_scene
 from .world import GENERATOR_VERSION, Scene, WorldConfig, sample_scene
 
@@ -58,9 +60,9 @@ class Annotation:
 
     def line(self) -> str:
         if self.name == 'DontCare':
-            return kitti_io.dontcare_line(self.bbox)
-        return kitti_io.label_line(self.name, self.truncated, self.occluded, self.alpha,
-                                   self.bbox, self.dims, self.loc, self.ry)
+            return kitti_format.dontcare_line(self.bbox)
+        return kitti_format.label_line(self.name, self.truncated, self.occluded, self.alpha,
+                                       self.bbox, self.dims, self.loc, self.ry)
 
 
 @dataclass
@@ -149,11 +151,11 @@ def frame_complete(root: str, idx: int) -> bool:
 def write_frame(root: str, frame: Frame, cfg: WorldConfig) -> None:
     """Write a frame's five files; the meta file goes last, so it marks a complete frame."""
     paths = frame_paths(root, frame.idx)
-    kitti_io.atomic_write_png(paths['image_2'], frame.render.image)
-    kitti_io.atomic_write_png(paths['depth_2'], encode_depth_png(frame.depth_map))
-    kitti_io.atomic_write_text(paths['calib'], kitti_io.calib_text(cfg.calib()))
-    kitti_io.atomic_write_text(paths['label_2'],
-                               ''.join(a.line() + '\n' for a in frame.annotations))
+    kitti_format.atomic_write_png(paths['image_2'], frame.render.image)
+    kitti_format.atomic_write_png(paths['depth_2'], encode_depth_png(frame.depth_map))
+    kitti_format.atomic_write_text(paths['calib'], kitti_format.calib_text(cfg.calib()))
+    kitti_format.atomic_write_text(paths['label_2'],
+                                   ''.join(a.line() + '\n' for a in frame.annotations))
     meta = dict(
         depth_scale=frame.scene.depth_scale,
         exact_depth=cfg.depth_noise.exact,
@@ -162,10 +164,11 @@ def write_frame(root: str, frame: Frame, cfg: WorldConfig) -> None:
         num_pixels=[a.num_pixels for a in frame.annotations],
         visible_frac=[round(a.visible_frac, 4) for a in frame.annotations],
     )
-    kitti_io.atomic_write_text(paths['synth_meta'], json.dumps(meta))
+    kitti_format.atomic_write_text(paths['synth_meta'], json.dumps(meta))
 
 
 def world_identity(cfg: WorldConfig, seed: int, num_train: int, num_val: int) -> dict:
+    # the generator's name in the data sets it wrote (kept when the code moved to offline/)
     ident = dict(generator='mmdet3d_skd.datasets.synthetic', version=GENERATOR_VERSION,
                  seed=int(seed), num_train=int(num_train), num_val=int(num_val),
                  world=cfg.to_dict())
@@ -235,7 +238,7 @@ def prepare_folder(root: str, ident: dict, overwrite: bool) -> None:
     os.makedirs(root, exist_ok=True)
     for sub in SUBDIRS:
         os.makedirs(osp.join(root, 'training', sub), exist_ok=True)
-    kitti_io.atomic_write_text(wpath, json.dumps(ident, indent=2, sort_keys=True) + '\n')
+    kitti_format.atomic_write_text(wpath, json.dumps(ident, indent=2, sort_keys=True) + '\n')
 
 
 def remove_temporaries(root: str) -> None:
@@ -273,10 +276,10 @@ def write_splits(root: str, cfg: WorldConfig, num_train: int, num_val: int,
         infos[i] = build_info(root, i, cfg)
     out = {}
     for split, idxs in splits.items():
-        kitti_io.atomic_write_text(osp.join(root, 'ImageSets', f'{split}.txt'),
-                                   ''.join(f'{i:06d}\n' for i in idxs))
+        kitti_format.atomic_write_text(osp.join(root, 'ImageSets', f'{split}.txt'),
+                                       ''.join(f'{i:06d}\n' for i in idxs))
         path = osp.join(root, f'kitti_infos_{split}.pkl')
-        kitti_io.atomic_write_pickle(path, kitti_io.info_file([infos[i] for i in idxs]))
+        kitti_format.atomic_write_pickle(path, kitti_io.info_file([infos[i] for i in idxs]))
         out[split] = path
     return out
 

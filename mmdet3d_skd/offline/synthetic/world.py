@@ -18,6 +18,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ...datasets.kitti_format import KITTI_SIZE_PRIORS
+
 # ----------------------------------------------------------------------------------------
 # Calibration: KITTI's 2011_09_26 drive calibration (the one of KITTI object frame 000000 ...).
 # ----------------------------------------------------------------------------------------
@@ -52,11 +54,7 @@ KITTI_CLASSES = ('Pedestrian', 'Cyclist', 'Car', 'Van', 'Truck', 'Person_sitting
                  'Misc')
 SYNTH_CLASSES = ('Pedestrian', 'Cyclist', 'Car')
 #: Mean (l, h, w) per class, KITTI's training-set means; usable as dimension priors in configs.
-CLASS_SIZE_PRIORS: Dict[str, Tuple[float, float, float]] = {
-    'Pedestrian': (0.84, 1.76, 0.66),
-    'Cyclist': (1.76, 1.74, 0.60),
-    'Car': (3.88, 1.53, 1.63),
-}
+CLASS_SIZE_PRIORS: Dict[str, Tuple[float, float, float]] = dict(KITTI_SIZE_PRIORS)
 #: Standard deviations of (l, h, w) per class (close to KITTI's); samples are clipped to
 #: mean +- 2.5 std.
 CLASS_SIZE_STDS: Dict[str, Tuple[float, float, float]] = {

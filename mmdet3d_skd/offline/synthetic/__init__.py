@@ -3,11 +3,12 @@
 ``generate(out_dir, num_train, num_val, seed)`` writes a KITTI-layout data set (``training/
 image_2, calib, label_2, depth_2``, ``ImageSets``) and mmdet3d v2 info files
 (``kitti_infos_{train,val,trainval}.pkl``) that mmdet3d's ``KittiDataset`` and
-``KittiMetric`` read unchanged. See docs/synthetic_data.md.
+``KittiMetric`` read unchanged; KITTI's files through
+:mod:`mmdet3d_skd.datasets.kitti_format`. See docs/synthetic_data.md.
 """
-from .depth_noise import apply_depth_noise, decode_depth_png, encode_depth_png
-from .generator import (Annotation, Frame, WorldMismatchError, compute_annotations,
-                        generate, make_frame, write_splits)
+from .depth_noise import apply_depth_noise
+from .generator import (Annotation, Frame, WorldMismatchError, compute_annotations, generate,
+                        make_frame, write_splits)
 from .render import RenderResult, render_scene
 from .world import (CLASS_SIZE_PRIORS, CLASS_SIZE_STDS, KITTI_CLASSES, SYNTH_CLASSES,
                     DepthNoiseConfig, Scene, SceneObject, WorldConfig, sample_scene)
@@ -16,6 +17,5 @@ __all__ = [
     'generate', 'make_frame', 'write_splits', 'compute_annotations', 'Annotation', 'Frame',
     'WorldMismatchError', 'render_scene', 'RenderResult', 'sample_scene', 'Scene',
     'SceneObject', 'WorldConfig', 'DepthNoiseConfig', 'CLASS_SIZE_PRIORS', 'CLASS_SIZE_STDS',
-    'KITTI_CLASSES', 'SYNTH_CLASSES', 'apply_depth_noise', 'encode_depth_png',
-    'decode_depth_png'
+    'KITTI_CLASSES', 'SYNTH_CLASSES', 'apply_depth_noise'
 ]
