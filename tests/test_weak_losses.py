@@ -322,3 +322,23 @@ def test_alignment_per_depth_is_scale_free():
     assert out[False, 2.0] == pytest.approx(2 * out[False, 1.0], rel=1e-4)
     assert out[True, 2.0] == pytest.approx(out[True, 1.0], rel=1e-4)
     assert out[True, 1.0] == pytest.approx(out[False, 1.0] / CENTER[2], rel=1e-4)
+
+
+def test_orientation_l1_pulls_off_the_wrong_axis():
+    """On the wrong axis (90 degrees off, period pi) the cosine term is at its maximum with
+    zero gradient; the L1 on the wrapped angle still pulls with slope 1. Heading flips
+    (pi apart) cost nothing in either."""
+    obs, conf = torch.tensor([math.pi / 2]), torch.ones(1)
+    for kind, grad in (('cos', 0.0), ('l1', 1.0)):
+        pred = torch.tensor([1e-4], requires_grad=True)
+        loss = orientation_loss(pred, obs, conf, period=math.pi, kind=kind)
+        loss.sum().backward()
+        assert abs(pred.grad.item()) == pytest.approx(grad, abs=1e-3)
+    out = orientation_loss(torch.tensor([0.0, math.pi + 0.3, -0.2]),
+                           torch.tensor([math.pi / 2 - 0.1, 0.0, 0.0]),
+                           torch.tensor([1.0, 1.0, 0.5]), period=math.pi, kind='l1')
+    assert out.tolist() == pytest.approx([math.pi / 2 - 0.1, 0.3, 0.1], abs=1e-6)
+    with pytest.raises(ValueError, match="kind must be 'cos' or 'l1'"):
+        orientation_loss(obs, obs, conf, kind='l2')
+    with pytest.raises(ValueError, match='orient_kind'):
+        WeakMono3DLoss(orient_kind='sq')

@@ -275,12 +275,23 @@ def points_orientation(points: Tensor,
 def orientation_loss(yaw_pred: Tensor,
                      yaw_obs: Tensor,
                      conf: Tensor,
-                     period: float = 0.5 * math.pi) -> Tensor:
-    """``conf * (1 - cos(2 pi / period * (ry_pred - ry_obs)))``, ``(N,)``; zero when the
-    prediction matches the observation modulo ``period`` (``pi/2`` for the raw L-shape fit,
-    ``pi`` once the length axis is resolved)."""
-    k = 2.0 * math.pi / period
-    return conf.detach() * (1.0 - torch.cos(k * (yaw_pred - yaw_obs.detach())))
+                     period: float = 0.5 * math.pi,
+                     kind: str = 'cos') -> Tensor:
+    """Orientation against the points' yaw modulo ``period`` (``pi/2`` for the raw L-shape
+    fit, ``pi`` once the length axis is resolved), ``(N,)``, zero at a match:
+
+    * ``kind='cos'``: ``conf * (1 - cos(2 pi / period * (ry_pred - ry_obs)))``. Its gradient
+      vanishes half a period away too: a yaw sitting on the other axis stays there.
+    * ``kind='l1'``: ``conf * |wrap(ry_pred - ry_obs, period)|`` (radians): the same pull at
+      every distance, and robust (median-seeking) where some observations have the wrong
+      axis.
+    """
+    d = yaw_pred - yaw_obs.detach()
+    if kind == 'cos':
+        return conf.detach() * (1.0 - torch.cos(2.0 * math.pi / period * d))
+    if kind == 'l1':
+        return conf.detach() * wrap_angle(d, period).abs()
+    raise ValueError(f"orientation_loss: kind must be 'cos' or 'l1', got {kind!r}")
 
 
 @MODELS.register_module()
@@ -299,6 +310,7 @@ class WeakMono3DLoss(nn.Module):
             ``1.0, 0.1, 1.0, 0.1, 0.2``.
         orient_period: ``pi/2`` (default, the unambiguous part of the L-shape fit) or ``pi``
             (trusts the prior-resolved length axis in ``PseudoPoints.yaw_obs``).
+        orient_kind: ``'cos'`` (default) or ``'l1'`` (:func:`orientation_loss`).
         align_cfg: kwargs of :func:`bev_alignment_loss` (``ray_weight``, ``behind_weight``,
             ``density_radius``).
         proj_cfg: kwargs of :func:`projection_consistency_loss` (``giou_weight``,
@@ -315,6 +327,7 @@ class WeakMono3DLoss(nn.Module):
     def __init__(self,
                  loss_weights: Optional[dict] = None,
                  orient_period: float = 0.5 * math.pi,
+                 orient_kind: str = 'cos',
                  align_cfg: Optional[dict] = None,
                  proj_cfg: Optional[dict] = None,
                  align_per_depth: bool = False):
@@ -334,6 +347,10 @@ class WeakMono3DLoss(nn.Module):
         if orient_period <= 0:
             raise ValueError(f'WeakMono3DLoss: orient_period must be > 0, got {orient_period}')
         self.orient_period = float(orient_period)
+        if orient_kind not in ('cos', 'l1'):
+            raise ValueError(f"WeakMono3DLoss: orient_kind must be 'cos' or 'l1', "
+                             f'got {orient_kind!r}')
+        self.orient_kind = orient_kind
         self.align_cfg = dict(align_cfg or {})
         self.proj_cfg = dict(proj_cfg or {})
 
@@ -404,5 +421,6 @@ class WeakMono3DLoss(nn.Module):
         conf = torch.where(valid, torch.nan_to_num(pseudo.yaw_conf.to(yaw), 0.0),
                            torch.zeros_like(yaw))
         losses['loss_orient'] = w['orient'] * self._mean(
-            orientation_loss(yaw, yaw_obs, conf, self.orient_period), valid, anchor)
+            orientation_loss(yaw, yaw_obs, conf, self.orient_period, self.orient_kind), valid,
+            anchor)
         return losses
