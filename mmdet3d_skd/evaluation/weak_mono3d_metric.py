@@ -75,7 +75,7 @@ class WeakMono3DMetric(BaseMetric):
         dims_prior (Sequence, optional): ``(l, h, w)`` per class for (b); defaults to the
             ann_file's ``metainfo['dims_prior']`` or the size-prior table.
         pseudo_points (dict): ``batch_pseudo_points`` arguments for (b). Defaults to the
-            configs' ``surface_quantile=0.25`` and ``depth_stride=4`` (full-resolution maps).
+            configs' ``surface_quantile=0.2`` and ``depth_stride=4`` (full-resolution maps).
         kitti_ann_file (str, optional): A KITTI-layout info file with the 3D labels of the
             same images in the same order, for (c).
         backend_args (dict, optional): mmengine file backend arguments.
@@ -108,7 +108,7 @@ class WeakMono3DMetric(BaseMetric):
         self.depth_loader = dict(depth_loader or {})
         self.depth_score_thr = float(depth_score_thr)
         self.dims_prior = dims_prior
-        self.pseudo_points = dict(surface_quantile=0.25, depth_stride=4)
+        self.pseudo_points = dict(surface_quantile=0.2, depth_stride=4)
         self.pseudo_points.update(pseudo_points or {})
         self.kitti_ann_file = kitti_ann_file
         self.backend_args = backend_args
