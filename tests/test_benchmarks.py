@@ -68,6 +68,18 @@ def test_depth_target_benchmark_measures_against_the_truth(synth_data):
     assert near['bias'] < r['bias']
 
 
+def test_weak_losses_prefer_the_true_yaw_to_the_swapped_axis(synth_data):
+    """At the true boxes of the synthetic val cars the projection and the pi-periodic
+    orientation terms are smaller than with length and width swapped; the pi/2-periodic
+    orientation term cannot tell the two apart."""
+    import losses_at_truth
+    r = losses_at_truth.measure(synth_data, frames=8, depth_stride=1)
+    true, turned = r[0.0], r[90.0]
+    assert true['cars'] == turned['cars'] > 0
+    assert true['proj'] < turned['proj'] and true['orient_pi'] < turned['orient_pi']
+    assert true['orient_half_pi'] == pytest.approx(turned['orient_half_pi'], abs=1e-4)
+
+
 def test_error_breakdown_matches_cars_by_2d_overlap():
     """Hand case: one car found with a 2 m depth error, one missed, one found exactly."""
     import error_breakdown as eb

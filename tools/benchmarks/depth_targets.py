@@ -29,30 +29,35 @@ from mmdet3d_skd.datasets.kitti_format import KITTI_DIMS_PRIOR, decode_depth_png
 from mmdet3d_skd.models.pseudo_points import batch_pseudo_points
 
 
+def frame_pseudo_points(data: Path, info: dict, quantile: float, depth_stride: int):
+    """Training's pseudo points of every labelled 2D box of one val frame (occluders are found
+    among them) from its depth map: ``(pseudo, boxes2d (N,4), cam2img (N,4,4))``."""
+    img = Path(info['images']['CAM2']['img_path']).name
+    depth_file = data / 'training' / 'depth_2' / img
+    depth = imread(str(depth_file), flag='unchanged')
+    if depth is None:
+        raise FileNotFoundError(f'{depth_file}: missing or unreadable depth map')
+    depth = torch.from_numpy(decode_depth_png(depth))
+    boxes = torch.tensor([x['bbox'] for x in info['instances']], dtype=torch.float32)
+    labels = torch.tensor([x['bbox_label'] for x in info['instances']])
+    k = torch.eye(4)
+    k[:3, :4] = torch.tensor(info['images']['CAM2']['cam2img'], dtype=torch.float32)[:3, :4]
+    k = k.expand(len(boxes), 4, 4)
+    targets = SimpleNamespace(batch_idx=torch.zeros(len(boxes), dtype=torch.long),
+                              boxes2d=boxes, labels=labels, cam2img=k)
+    pseudo = batch_pseudo_points(depth[None], targets, torch.tensor(KITTI_DIMS_PRIOR),
+                                 depth_stride=depth_stride, surface_quantile=quantile)
+    return pseudo, boxes, k
+
+
 def measure(data: Path, frames: int, quantile: float, depth_stride: int) -> dict:
     infos = pickle.load(open(data / 'kitti_infos_val.pkl', 'rb'))['data_list'][:frames]
-    prior = torch.tensor(KITTI_DIMS_PRIOR)
     err, dyaw, valid, total = [], [], 0, 0
     for info in infos:
         cars = [is_moderate_car(x) for x in info['instances']]
         if not any(cars):
             continue
-        img = Path(info['images']['CAM2']['img_path']).name
-        depth_file = data / 'training' / 'depth_2' / img
-        depth = imread(str(depth_file), flag='unchanged')
-        if depth is None:
-            raise FileNotFoundError(f'{depth_file}: missing or unreadable depth map')
-        depth = torch.from_numpy(decode_depth_png(depth))
-        # every labelled box takes part (occluders are found among them), cars are scored
-        boxes = torch.tensor([x['bbox'] for x in info['instances']], dtype=torch.float32)
-        labels = torch.tensor([x['bbox_label'] for x in info['instances']])
-        k = torch.eye(4)
-        k[:3, :4] = torch.tensor(info['images']['CAM2']['cam2img'], dtype=torch.float32)[:3, :4]
-        targets = SimpleNamespace(batch_idx=torch.zeros(len(boxes), dtype=torch.long),
-                                  boxes2d=boxes, labels=labels,
-                                  cam2img=k.expand(len(boxes), 4, 4))
-        pseudo = batch_pseudo_points(depth[None], targets, prior, depth_stride=depth_stride,
-                                     surface_quantile=quantile)
+        pseudo, _, _ = frame_pseudo_points(data, info, quantile, depth_stride)
         for i, x in enumerate(info['instances']):
             if not cars[i]:
                 continue
