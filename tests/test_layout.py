@@ -25,3 +25,14 @@ def test_only_the_offline_package_imports_the_generator_and_the_depth_tool():
                  if 'offline' not in p.relative_to(REPO / 'mmdet3d_skd').parts[:1]
                  and pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_models_flow_one_way_targets_do_not_import_the_losses():
+    """Data -> targets -> head -> losses: the target side (pseudo points, their orientation
+    and ground-plane fits, target assignment) imports nothing from the loss modules."""
+    losses = re.compile(r'^\s*from\s+\.(weak_losses|distill_loss)\s+import', re.M)
+    models = REPO / 'mmdet3d_skd' / 'models'
+    offenders = [name for name in ('pseudo_points.py', 'orientation_fit.py', 'ground_plane.py',
+                                   'targets.py')
+                 if losses.search((models / name).read_text())]
+    assert offenders == []

@@ -58,9 +58,9 @@ import torch
 from torch import Tensor
 
 from ..datasets.kitti_format import KITTI_SIZE_PRIORS
-from .geometry import backproject, wrap_angle
+from .geometry import backproject
 from .ground_plane import check_depth_inputs, fit_ground_plane, sanitize_depth
-from .weak_losses import points_orientation
+from .orientation_fit import points_orientation, resolve_length_axis
 
 __all__ = ['PseudoPoints', 'fit_ground_plane', 'extract_pseudo_points', 'batch_pseudo_points',
            'masked_quantile', 'resolve_length_axis', 'DEFAULT_DIMS_PRIOR']
@@ -146,26 +146,6 @@ def masked_quantile(values: Tensor, mask: Tensor, q: float) -> Tensor:
     idx = torch.round(q * (n - 1).clamp(min=0).to(values.dtype)).long()
     out = srt.gather(-1, idx.clamp(min=0, max=max(values.shape[-1] - 1, 0)).unsqueeze(-1))[..., 0]
     return torch.where(n > 0, out, torch.zeros_like(out))
-
-
-def resolve_length_axis(yaw_raw: Tensor, spread_a: Tensor, spread_b: Tensor,
-                        prior_l: Tensor, prior_w: Tensor) -> Tensor:
-    """Turn a modulo-``pi/2`` yaw into a modulo-``pi`` one with the class prior.
-
-    ``spread_a`` / ``spread_b``: the points' BEV extent along axis ``a = (cos ry, -sin ry)``
-    (the length axis if ``yaw_raw`` is right) and the perpendicular axis ``b``. With
-    ``tau = (l + w) / 2``: a face longer than ``tau`` is a long side; a single visible face
-    (the other spread ``< w / 2``) shorter than ``tau`` is an end, so the length axis is the
-    other one; otherwise the longer spread is the length axis. Returns yaw in ``[-pi/2, pi/2)``.
-    """
-    tau = 0.5 * (prior_l + prior_w)
-    a_longer = spread_a >= spread_b
-    long_s = torch.maximum(spread_a, spread_b)
-    short_s = torch.minimum(spread_a, spread_b)
-    single_end = (long_s < tau) & (short_s < 0.5 * prior_w)
-    a_is_length = torch.where(single_end, ~a_longer, a_longer)
-    yaw = torch.where(a_is_length, yaw_raw, yaw_raw + 0.5 * math.pi)
-    return wrap_angle(yaw, math.pi)
 
 
 def _depth_slab(b: Tensor, keep: Tensor, end: Tensor,

@@ -14,7 +14,7 @@ Shapes: ``center (N, 3)`` gravity centre in the camera frame, ``dims (N, 3)`` ``
 ``boxes2d (N, 4)`` ``(x1, y1, x2, y2)``.
 """
 import math
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
 from mmdet.structures.bbox import bbox_overlaps
@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 from .geometry import box_corners, camera_in_box_bev, to_4x4, to_box_bev, wrap_angle
+from .orientation_fit import points_orientation  # noqa: F401  (re-exported)
 
 __all__ = [
     'laplacian_depth_loss', 'inverse_density_weights', 'bev_alignment_loss',
@@ -216,60 +217,6 @@ def dimension_prior_loss(dims: Tensor, prior: Tensor, eps: float = 1e-4) -> Tens
     """Weak size prior ``sum_{l,h,w} |log(dims / prior)|``, ``(N,)`` (both clamped ``>= eps``)."""
     return (torch.log(dims.clamp(min=eps)) -
             torch.log(prior.detach().to(dims.dtype).clamp(min=eps))).abs().sum(-1)
-
-
-@torch.no_grad()
-def points_orientation(points: Tensor,
-                       mask: Tensor,
-                       num_angles: int = 90,
-                       d0: float = 0.05,
-                       min_points: int = 5) -> Tuple[Tensor, Tensor]:
-    """Yaw of each point set's BEV rectangle by L-shape fitting, modulo ``pi/2``.
-
-    Search-based L-shape fit (closeness criterion of Zhang et al., "Efficient L-shape fitting
-    for vehicle detection using laser scanners", IV 2017): for each candidate direction
-    ``theta`` in ``[0, pi/2)`` the BEV points ``(x, z)`` are expressed on the axes
-    ``e1 = (cos theta, sin theta)``, ``e2 = (-sin theta, cos theta)``; each point's distance to the
-    nearest side of the axis-aligned bounding rectangle is ``d_i`` and the score is
-    ``sum_i 1 / max(d_i, d0)``. The best axis ``e1`` is a box axis; the box's length axis
-    ``(cos ry, -sin ry)`` gives ``ry = -theta``. A rectangle cannot tell its length axis from its
-    width axis from shape alone, so ``yaw_obs`` is returned modulo ``pi/2``, in
-    ``[-pi/4, pi/4)``; the ``pi`` (heading) ambiguity is inherent too.
-
-    ``conf = (S_max - S_mean) / S_max`` (0 for a shapeless blob, towards 1 for a crisp
-    L or line), times ``0`` for rows with fewer than ``min_points`` points.
-
-    Returns:
-        ``yaw_obs (N,)``, ``conf (N,)`` in ``[0, 1]``; no gradient.
-    """
-    mask = mask.bool()
-    dtype = points.dtype if points.is_floating_point() else torch.float32
-    bev = torch.stack([points[..., 0], points[..., 2]], dim=-1).to(dtype)  # (N, P, 2)
-    n_pts = mask.sum(-1)
-    # centre for numerical range
-    mean = (bev * mask.unsqueeze(-1)).sum(1) / n_pts.clamp(min=1).unsqueeze(-1).to(dtype)
-    bev = torch.where(mask.unsqueeze(-1), bev - mean.unsqueeze(1), torch.zeros_like(bev))
-    theta = torch.arange(num_angles, dtype=dtype, device=points.device) * (
-        0.5 * math.pi / num_angles)
-    c, s = torch.cos(theta), torch.sin(theta)  # (K,)
-    x, z = bev[..., 0].unsqueeze(1), bev[..., 1].unsqueeze(1)  # (N, 1, P)
-    c1 = x * c[:, None] + z * s[:, None]  # (N, K, P)
-    c2 = -x * s[:, None] + z * c[:, None]
-    m = mask.unsqueeze(1)
-    big = torch.full_like(c1, _BIG)
-
-    def _dist(v):
-        lo = torch.where(m, v, big).min(-1, keepdim=True).values
-        hi = torch.where(m, v, -big).max(-1, keepdim=True).values
-        return torch.minimum(v - lo, hi - v)
-
-    d = torch.minimum(_dist(c1), _dist(c2)).clamp(min=d0)
-    score = torch.where(m, 1.0 / d, torch.zeros_like(d)).sum(-1)  # (N, K)
-    best, idx = score.max(-1)
-    yaw = wrap_angle(-theta[idx], 0.5 * math.pi)
-    conf = ((best - score.mean(-1)) / best.clamp(min=1e-12)).clamp(0, 1)
-    conf = torch.where(n_pts >= max(min_points, 2), conf, torch.zeros_like(conf))
-    return yaw, conf
 
 
 def orientation_loss(yaw_pred: Tensor,
