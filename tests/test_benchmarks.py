@@ -333,3 +333,13 @@ def test_grad_norms_are_each_terms_gradient_into_the_encoder_only():
     text = grad_norms.table([norms, {'loss_a': 1.0, 'loss_b': 4.0}])
     assert text.splitlines()[2] == '| loss_b | 4 | 66.7 % |'
     assert text.splitlines()[3] == '| loss_a | 2 | 33.3 % |'
+
+
+def test_bench_jobs_go_seed_by_seed_with_every_run_at_the_first_seed():
+    """Seed 0 of every wanted run comes before any second seed (a set stopped early holds a
+    whole table); later seeds only for the seeded runs and the runs testing their checkpoints."""
+    jobs = run_benchmarks.bench_jobs({'skd', 'no_gtm', 'teacher', 'full'}, [0, 1],
+                                     {'skd', 'full'})
+    assert [(r.key, s) for r, s in jobs] == [
+        ('skd', 0), ('no_gtm', 0), ('teacher', 0), ('full', 0),
+        ('skd', 1), ('teacher', 1), ('full', 1)]

@@ -293,6 +293,14 @@ def train_and_test(run: Run, seed: int, args, ckpts: Dict[Tuple[str, int], Path]
     return res
 
 
+def bench_jobs(wanted: set, seeds: List[int], seeded: set) -> List[Tuple[Run, int]]:
+    """The ``(run, seed)`` pairs of a set, seed by seed: every wanted run with the first seed,
+    then the ``seeded`` runs (or those testing their checkpoints) with each further seed, so
+    that a set stopped early still holds one whole table."""
+    return [(run, seed) for i, seed in enumerate(seeds) for run in RUNS
+            if run.key in wanted and (i == 0 or (run.train_from or run.key) in seeded)]
+
+
 def run_set(jobs: List[Tuple[Run, int]], args, encoder: Optional[Path]):
     """Train and test every ``(run, seed)`` of ``jobs``, ``args.parallel`` at a time, each on
     a CPU core of its own with one thread when more than one runs at once (a run that tests
@@ -816,9 +824,7 @@ def main(argv=None) -> None:
     if any(r.train_from is None for r in RUNS if r.key in wanted):
         print('[bench] shared 2D pretraining', flush=True)
         encoder, pretrained = pretrain(args)
-    jobs = [(run, seed) for run in RUNS if run.key in wanted
-            for seed in (seeds if (run.train_from or run.key) in seeded else seeds[:1])]
-    results, failed = run_set(jobs, args, encoder)
+    results, failed = run_set(bench_jobs(wanted, seeds, seeded), args, encoder)
     speed = {}
     if not args.no_speed:
         reps = 3 if args.quick else 30
