@@ -22,7 +22,7 @@ __all__ = [
     'to_4x4', 'project_points', 'backproject', 'cell_centres', 'camera_rays', 'rotation_y',
     'box_corners',
     'gravity_to_bottom', 'bottom_to_gravity', 'wrap_angle', 'yaw_to_alpha',
-    'alpha_to_yaw', 'to_box_bev', 'camera_in_box_bev', 'bev_box_corners'
+    'alpha_to_yaw', 'to_box_bev', 'camera_in_box_bev', 'bev_box_corners', 'masked_quantile'
 ]
 
 
@@ -241,3 +241,14 @@ def bev_box_corners(center: Tensor, dims: Tensor, yaw: Tensor) -> Tensor:
     x = loc[..., 0] * c + loc[..., 1] * s + center[..., 0:1]
     z = -loc[..., 0] * s + loc[..., 1] * c + center[..., 2:3]
     return torch.stack([x, z], dim=-1)
+
+
+def masked_quantile(values: Tensor, mask: Tensor, q: float) -> Tensor:
+    """Row-wise quantile ``(N,)`` of ``values (N, P)`` over ``mask``, nearest-rank
+    (index ``round(q (n - 1))`` of the sorted valid values); 0 for empty rows."""
+    n = mask.sum(-1)
+    v = torch.where(mask, values, torch.full_like(values, float('inf')))
+    srt = v.sort(-1).values
+    idx = torch.round(q * (n - 1).clamp(min=0).to(values.dtype)).long()
+    out = srt.gather(-1, idx.clamp(min=0, max=max(values.shape[-1] - 1, 0)).unsqueeze(-1))[..., 0]
+    return torch.where(n > 0, out, torch.zeros_like(out))

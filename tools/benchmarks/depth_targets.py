@@ -8,7 +8,7 @@ depth target ``z*`` with the true centre depth, per ``surface_quantile``, and it
 yaw modulo pi::
 
     python tools/benchmarks/depth_targets.py --data data/synth_kitti --frames 200 \
-        --quantiles 0.05,0.25
+        --quantiles 0.05,0.25 [--centre-rule box] [--yaw-rule box_fit]
 
 The depth map is used at full resolution with ``depth_stride`` scaled so that the pixel density
 matches the training input (a 384-pixel-wide input with ``depth_stride=2`` samples about every
@@ -29,7 +29,8 @@ from mmdet3d_skd.datasets.kitti_format import KITTI_DIMS_PRIOR, decode_depth_png
 from mmdet3d_skd.models.pseudo_points import batch_pseudo_points
 
 
-def frame_pseudo_points(data: Path, info: dict, quantile: float, depth_stride: int):
+def frame_pseudo_points(data: Path, info: dict, quantile: float, depth_stride: int,
+                        centre_rule: str = 'surface', yaw_rule: str = 'lshape'):
     """Training's pseudo points of every labelled 2D box of one val frame (occluders are found
     among them) from its depth map: ``(pseudo, boxes2d (N,4), cam2img (N,4,4))``."""
     img = Path(info['images']['CAM2']['img_path']).name
@@ -46,18 +47,21 @@ def frame_pseudo_points(data: Path, info: dict, quantile: float, depth_stride: i
     targets = SimpleNamespace(batch_idx=torch.zeros(len(boxes), dtype=torch.long),
                               boxes2d=boxes, labels=labels, cam2img=k)
     pseudo = batch_pseudo_points(depth[None], targets, torch.tensor(KITTI_DIMS_PRIOR),
-                                 depth_stride=depth_stride, surface_quantile=quantile)
+                                 depth_stride=depth_stride, surface_quantile=quantile,
+                                 centre_rule=centre_rule, yaw_rule=yaw_rule)
     return pseudo, boxes, k
 
 
-def measure(data: Path, frames: int, quantile: float, depth_stride: int) -> dict:
+def measure(data: Path, frames: int, quantile: float, depth_stride: int,
+            centre_rule: str = 'surface', yaw_rule: str = 'lshape') -> dict:
     infos = pickle.load(open(data / 'kitti_infos_val.pkl', 'rb'))['data_list'][:frames]
     err, dyaw, valid, total = [], [], 0, 0
     for info in infos:
         cars = [is_moderate_car(x) for x in info['instances']]
         if not any(cars):
             continue
-        pseudo, _, _ = frame_pseudo_points(data, info, quantile, depth_stride)
+        pseudo, _, _ = frame_pseudo_points(data, info, quantile, depth_stride, centre_rule,
+                                           yaw_rule)
         for i, x in enumerate(info['instances']):
             if not cars[i]:
                 continue
@@ -82,12 +86,16 @@ def main(argv=None) -> None:
     p.add_argument('--frames', type=int, default=200)
     p.add_argument('--quantiles', default='0.05,0.25')
     p.add_argument('--depth-stride', type=int, default=6)
+    p.add_argument('--centre-rule', choices=('surface', 'box'), default='surface',
+                   help="the depth target's rule (extract_pseudo_points' centre_rule)")
+    p.add_argument('--yaw-rule', choices=('lshape', 'box_fit'), default='lshape',
+                   help="yaw_obs's rule (extract_pseudo_points' yaw_rule)")
     args = p.parse_args(argv)
     print('| surface_quantile | cars | with a target | median z* - z (m) | median abs (m) '
           f'| within 0.5 m | within 1 m | yaw_obs axis right (mod pi < {AXIS_DEG:.0f} deg) |')
     print('|---|---|---|---|---|---|---|---|')
     for q in (float(v) for v in args.quantiles.split(',')):
-        r = measure(args.data, args.frames, q, args.depth_stride)
+        r = measure(args.data, args.frames, q, args.depth_stride, args.centre_rule, args.yaw_rule)
         print(f"| {q} | {r['cars']} | {r['valid']} | {r['bias']:+.2f} | {r['mae']:.2f} | "
               f"{100 * r['within05']:.0f} % | {100 * r['within1']:.0f} % | "
               f"{100 * r['axis_ok']:.0f} % |")
