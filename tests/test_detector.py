@@ -121,6 +121,25 @@ def test_teacher_branch_at_test_time_uses_the_depth_map():
         model.predict(inputs(depth=False), samples())
 
 
+def test_teacher_with_map_depth_trains_and_tests_from_the_depth_map():
+    """teacher_head=dict(depth_mode='map'): the teacher head gets the depth map in training
+    and at test time (teacher branch); the student's inference still needs none."""
+    import mmdet3d_skd  # noqa: F401
+    torch.manual_seed(0)
+    cfg = Config.fromfile(str(REPO / 'configs/skd_wm3d_synth.py'))
+    cfg.merge_from_dict({'model.teacher_head.depth_mode': 'map'})
+    model = MODELS.build(cfg.model).train()
+    losses = model.loss(inputs(), samples())
+    assert all(torch.isfinite(v).all() for v in losses.values())
+    model.eval()
+    with torch.no_grad():
+        assert len(model.predict(inputs(depth=False), samples())) == 2
+    model.test_branch = 'teacher'
+    with torch.no_grad():
+        out = model.predict(inputs(depth=True), samples())
+    assert isinstance(out[0].pred_instances_3d.bboxes_3d, CameraInstance3DBoxes)
+
+
 def test_student_alone_is_the_plain_detector():
     model = build(teacher_neck=None, teacher_head=None, distill_loss=None,
                   feature_distill_loss=None)

@@ -184,3 +184,27 @@ def test_camera_rays_are_two_more_trunk_inputs_and_change_the_regression():
     out2 = head(feat, other, (100, 200))
     assert torch.equal(out['heatmap'], out2['heatmap'])
     assert not torch.allclose(out['depth'], out2['depth'])
+
+
+def test_map_depth_starts_from_the_depth_map_at_the_cell():
+    """depth_mode='map' (the teacher): z = D_cell * exp(d), D_cell the mean of the cell's
+    valid depth pixels; a cell without valid depth falls back to the geometric depth."""
+    head = make_head(depth_mode='map')
+    depth = torch.zeros(1, 1, 16, 32)
+    depth[0, 0, 4:8, 8:12] = 18.0  # the 4x4 pixels of feature cell (x=2, y=1)
+    depth[0, 0, 4, 8] = 22.0  # mean of the 16 pixels: 18.25
+    preds = head(torch.randn(1, 8, 4, 8), depth=depth)
+    assert preds['depth_ref'].shape == (1, 1, 4, 8)
+    cells = torch.tensor([[2, 1], [5, 2]])
+    raw = SKDHead.gather(preds, torch.zeros(2, dtype=torch.long), cells)
+    raw['bbox2d'] = torch.tensor([[1., 2., 1., 3.], [1., 2., 1., 3.]])  # 2D box 20 px tall
+    raw['depth'] = torch.tensor([[0.0], [0.0]])
+    k = torch.tensor(K)[None].expand(2, 4, 4)
+    dec = head.decode(raw, cells, torch.tensor([2, 2]), k, stride=4.0)
+    assert dec['depth'][0].item() == pytest.approx(18.25, rel=1e-5)
+    assert dec['depth'][1].item() == pytest.approx(K[1][1] * 1.53 / 20.0, rel=1e-5)
+    raw['depth'] = torch.tensor([[math.log(1.1)], [0.0]])
+    dec = head.decode(raw, cells, torch.tensor([2, 2]), k, stride=4.0)
+    assert dec['depth'][0].item() == pytest.approx(18.25 * 1.1, rel=1e-5)
+    with pytest.raises(ValueError, match="depth_mode='map'"):
+        head(torch.randn(1, 8, 4, 8))

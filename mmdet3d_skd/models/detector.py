@@ -174,7 +174,7 @@ class SKDWM3D(SingleStageMono3DDetector):
             return losses
 
         feat_3d = self.teacher_neck(scale_grad(feat, k['teacher']), depth, cam2img, input_hw)
-        preds_t = self.teacher_head(feat_3d, cam2img, input_hw)
+        preds_t = self.teacher_head(feat_3d, cam2img, input_hw, depth=depth)
         teacher = self.teacher_head.loss_by_feat(preds_t, targets, pseudo)
         losses.update({f'teacher.{n}': v for n, v in teacher.items()})
         losses['weak_total_teacher'] = sum(teacher.values()).detach()
@@ -226,9 +226,11 @@ class SKDWM3D(SingleStageMono3DDetector):
                 raise ValueError('SKDWM3D: test_cfg.branch="teacher" but there is no teacher')
             depth = self._depth_maps(batch_inputs)
             feat = self.teacher_neck(feat, depth, cam2img, input_hw)
+            preds = self.teacher_head(feat, cam2img, input_hw, depth=depth)
             head = self.teacher_head
-        res3d, res2d = head.predict_by_feat(head(feat, cam2img, input_hw), batch_data_samples,
-                                            input_hw)
+        else:
+            preds = head(feat, cam2img, input_hw)
+        res3d, res2d = head.predict_by_feat(preds, batch_data_samples, input_hw)
         for inst, sample in zip(res2d, batch_data_samples):
             inst.bboxes = boxes_to_original_image(inst.bboxes, sample.metainfo)
         return self.add_pred_to_datasample(batch_data_samples, res3d, res2d)

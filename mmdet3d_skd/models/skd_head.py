@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import CameraInstance3DBoxes
 from ..datasets.kitti_format import KITTI_DIMS_PRIOR
+from .depth_fusion_neck import pool_depth
 from .geometry import alpha_to_yaw, backproject, camera_rays, gravity_to_bottom, to_4x4
 from .targets import Targets, assign_targets, input_hw, sample_cam2img  # noqa: F401
 
@@ -32,7 +33,11 @@ class SKDHead(BaseModule):
     an object of the class's prior height whose 2D box is h_2d pixels tall (the predicted 2D
     box, detached), corrected by a learned log-ratio d (the geometric depth prior of GUPNet /
     MonoFlex; it makes depth learnable in a few hundred iterations instead of thousands, and
-    needs nothing 3D); dimensions as log-ratios to the class prior,
+    needs nothing 3D), or ``depth_mode='map'`` (the teacher, which holds the depth map):
+    z = D_cell * exp(d), with D_cell the depth map averaged over the cell's pixels (its valid
+    ones; where none is valid, the geometric depth), so that the teacher starts from what the
+    map says at the object and learns only the step from the visible surface to the centre;
+    dimensions as log-ratios to the class prior,
     dims = prior * exp(q); orientation as (sin alpha, cos alpha). Decoding: the 3D gravity centre
     is the back-projection of (cell + offset) at depth z through ``cam2img``;
     yaw = alpha + atan2(x, z).
@@ -49,7 +54,8 @@ class SKDHead(BaseModule):
         in_channels / feat_channels: input and hidden channels of each branch.
         dims_prior: (num_classes, 3) mean l, h, w per class, in the class order of the config.
         supervision: 'weak', 'full' or '2d'.
-        depth_mode: 'geometric' (default) or 'direct' (see above).
+        depth_mode: 'geometric' (default), 'direct' or 'map' (see above; ``forward`` then
+            needs the depth map).
         depth_init: initial depth (metres) of ``depth_mode='direct'``.
         camera_rays: feed the regression trunk each cell's camera ray (X/Z, Y/Z through
             ``cam2img``, :func:`geometry.camera_rays`) as two more input channels, so that
@@ -83,8 +89,8 @@ class SKDHead(BaseModule):
         if supervision not in ('weak', 'full', '2d'):
             raise ValueError(f"SKDHead: supervision must be 'weak', 'full' or '2d', "
                              f'got {supervision!r}')
-        if depth_mode not in ('geometric', 'direct'):
-            raise ValueError(f"SKDHead: depth_mode must be 'geometric' or 'direct', "
+        if depth_mode not in ('geometric', 'direct', 'map'):
+            raise ValueError(f"SKDHead: depth_mode must be 'geometric', 'direct' or 'map', "
                              f'got {depth_mode!r}')
         self.depth_mode = depth_mode
         prior = torch.as_tensor(dims_prior, dtype=torch.float32)
@@ -125,12 +131,20 @@ class SKDHead(BaseModule):
 
     # ------------------------------------------------------------------ forward / decode
     def forward(self, x, cam2img: Optional[Tensor] = None,
-                input_hw: Optional[Tuple[int, int]] = None) -> Dict[str, Tensor]:
+                input_hw: Optional[Tuple[int, int]] = None,
+                depth: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Raw prediction maps from the feature ``x`` (B,C,h,w) (or a tuple: its first map);
-        ``cam2img`` (B,4,4) and the input image's ``input_hw`` for ``camera_rays``."""
+        ``cam2img`` (B,4,4) and the input image's ``input_hw`` for ``camera_rays``; the input
+        image's depth map ``depth`` (B,1,H,W) for ``depth_mode='map'`` (kept, pooled to the
+        feature grid, as the map ``depth_ref``)."""
         if isinstance(x, (list, tuple)):
             x = x[0]
         out = {'heatmap': self.heatmap_head(x)}
+        if self.depth_mode == 'map':
+            if depth is None:
+                raise ValueError("SKDHead(depth_mode='map') needs the depth map in forward "
+                                 '(the detector passes it to the teacher head)')
+            out['depth_ref'] = pool_depth(depth.to(x.dtype), x.shape[-2:])
         if self.camera_rays:
             if cam2img is None or input_hw is None:
                 raise ValueError('SKDHead(camera_rays=True) needs cam2img and input_hw in '
@@ -158,10 +172,14 @@ class SKDHead(BaseModule):
         box2d = torch.cat([p - ltrb[:, :2], p + ltrb[:, 2:]], 1)
         uv = p + raw['offset'] * stride
         log_depth = raw['depth'][:, 0]
-        if self.depth_mode == 'geometric':
+        if self.depth_mode in ('geometric', 'map'):
             h2d = (ltrb[:, 1] + ltrb[:, 3]).detach().clamp(min=1.0)
             fy = to_4x4(cam2img)[..., 1, 1].expand(len(h2d))
-            log_depth = log_depth + torch.log(fy * self.dims_prior[labels][:, 1] / h2d)
+            ref = torch.log(fy * self.dims_prior[labels][:, 1] / h2d)
+            if self.depth_mode == 'map':
+                d_cell = raw['depth_ref'][:, 0]
+                ref = torch.where(d_cell > 0, torch.log(d_cell.clamp(min=1e-3)), ref)
+            log_depth = log_depth + ref
         depth = torch.exp(log_depth.clamp(math.log(0.5), math.log(200.0)))
         center = backproject(uv, depth, cam2img)
         dims_log = raw['dims'].clamp(-2.0, 2.0)

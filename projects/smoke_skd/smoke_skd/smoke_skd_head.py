@@ -135,10 +135,11 @@ class SMOKESKDHead(SMOKEMono3DHead):
         self._init_bbox2d_bias()
 
     # ------------------------------------------------------------------ forward / decode
-    def forward(self, x, cam2img=None, input_hw=None) -> Dict[str, Tensor]:
+    def forward(self, x, cam2img=None, input_hw=None, depth=None) -> Dict[str, Tensor]:
         """SMOKE's forward on ``x`` (B,C,h,w) (or a tuple: its first map), split into named
-        maps: ``heatmap`` (sigmoid scores) and the ``LAYOUT`` channels. ``cam2img`` and
-        ``input_hw`` (SKDHead's signature) are not used: SMOKE's head sees the feature only."""
+        maps: ``heatmap`` (sigmoid scores) and the ``LAYOUT`` channels. ``cam2img``,
+        ``input_hw`` and ``depth`` (SKDHead's signature) are not used: SMOKE's head sees the
+        feature only."""
         if isinstance(x, (list, tuple)):
             x = x[0]
         cls_score, bbox_pred = self.forward_single(x)
