@@ -343,3 +343,28 @@ def test_bench_jobs_go_seed_by_seed_with_every_run_at_the_first_seed():
     assert [(r.key, s) for r, s in jobs] == [
         ('skd', 0), ('no_gtm', 0), ('teacher', 0), ('full', 0),
         ('skd', 1), ('teacher', 1), ('full', 1)]
+
+
+def test_losses_at_iters_averages_the_logged_window_and_a_resume_overrides(tmp_path):
+    """Two starts of one run (the second resumed at step 100): the window (50, 100] averages
+    the second start's rows; validation rows (no lr) are not training steps."""
+    import json
+
+    import losses_at_iters
+    for stamp, rows in (('20260101_000000', [(50, 2.0), (100, 4.0)]),
+                        ('20260101_010000', [(100, 3.0), (150, 1.0)])):
+        d = tmp_path / 'run' / stamp / 'vis_data'
+        d.mkdir(parents=True)
+        lines = [json.dumps({'lr': 0.1, 'step': s, 'student.loss_heatmap': v}) for s, v in rows]
+        lines.append(json.dumps({'step': 100, 'student.loss_heatmap': 99.0}))  # a val row
+        (d / 'scalars.json').write_text('\n'.join(lines) + '\n')
+    steps = losses_at_iters.logged_steps(tmp_path / 'run')
+    assert sorted(steps) == [50, 100, 150]
+    assert losses_at_iters.mean_at(steps, 'student.loss_heatmap', 100, 100) == 2.5
+    assert losses_at_iters.mean_at(steps, 'student.loss_heatmap', 150, 50) == 1.0
+    assert math.isnan(losses_at_iters.mean_at(steps, 'student.loss_heatmap', 400, 100))
+    out = losses_at_iters.table([f'r={tmp_path / "run"}'], 'student.loss_heatmap', [100, 400],
+                                100)
+    assert out.splitlines()[-1] == '| r | 2.500 | - |'
+    with pytest.raises(FileNotFoundError, match='scalars.json'):
+        losses_at_iters.logged_steps(tmp_path)
