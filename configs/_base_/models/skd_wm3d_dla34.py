@@ -1,7 +1,9 @@
 # SKD-WM3D with SMOKE's DLA-34 + DLANeck encoder (GroupNorm, ImageNet weights): the student
 # SKDHead on the image features, the depth-guided teacher (DepthFusionNeck + a second SKDHead),
 # uncertainty-weighted distillation of predictions and features, pseudo points from the depth
-# map for the weak losses. Class order and size prior: KITTI's Pedestrian, Cyclist, Car.
+# map for the weak losses (./skd_distill.py). Class order and size prior: KITTI's Pedestrian,
+# Cyclist, Car.
+_base_ = ['./skd_distill.py']
 # KITTI class means (l, h, w), metres, in the order of class_names: configuration, not labels.
 dims_prior = [[0.84, 1.76, 0.66], [1.76, 1.74, 0.60], [3.88, 1.53, 1.63]]
 
@@ -37,17 +39,7 @@ model = dict(
         end_level=5,
         norm_cfg=dict(type='GN', num_groups=32)),
     bbox_head=skd_head,
-    teacher_neck=dict(type='DepthFusionNeck', in_channels=64, fusion='gated'),
     teacher_head=skd_head,
-    distill_loss=dict(type='UncertaintyDistillLoss', loss_weight=1.0, margin=0.0,
-                      uncertainty='teacher'),
-    feature_distill_loss=dict(type='UncertaintyDistillLoss', loss_weight=1.0,
-                              uncertainty='teacher'),
-    # pseudo points from every 2nd depth pixel: exact points, a quarter of the cost. Surface
-    # depth = the 20 % quantile of the box's surface z: an estimator's per-pixel noise pulls
-    # the 5 % quantile towards the camera (median depth-target error on 200 synthetic val
-    # frames: -0.35 m with 0.05, -0.07 m with 0.15, +0.03 m with 0.2, +0.14 m with 0.25;
-    # tools/benchmarks/depth_targets.py; on exact depth maps 0.05 is best: -0.07 m)
-    pseudo_points=dict(depth_stride=2, surface_quantile=0.2),
+    **_base_.skd_distill,
     # branch: 'student' (the image alone) or 'teacher' (needs depth maps at test time)
     test_cfg=dict(branch='student', topk=100, local_max_kernel=3, score_thr=0.05))

@@ -1,7 +1,7 @@
 # SMOKE-SKD's model: SMOKE's (mmdet3d's _base_/models/smoke.py: DLA-34 + DLANeck, GroupNorm)
 # made an SKDWM3D (shared encoder, depth teacher, distillation) whose two branches are
 # SMOKESKDHead (SMOKE's head and SMOKECoder with the weak losses).
-_base_ = ['mmdet3d::_base_/models/smoke.py']
+_base_ = ['mmdet3d::_base_/models/smoke.py', '../../../../configs/_base_/models/skd_distill.py']
 
 # KITTI class means (l, h, w), metres: SMOKECoder's base_dims and the weak losses' size prior.
 dims_prior = [[0.84, 1.76, 0.66], [1.76, 1.74, 0.60], [3.88, 1.53, 1.63]]
@@ -45,14 +45,8 @@ model = dict(
     type='SKDWM3D',
     data_preprocessor=dict(type='SKDDataPreprocessor'),
     bbox_head=dict(_delete_=True, **smoke_head),
-    teacher_neck=dict(type='DepthFusionNeck', in_channels=64, fusion='gated'),
     teacher_head=smoke_head,
-    distill_loss=dict(type='UncertaintyDistillLoss', loss_weight=1.0, margin=0.0,
-                      uncertainty='teacher'),
-    feature_distill_loss=dict(type='UncertaintyDistillLoss', loss_weight=1.0,
-                              uncertainty='teacher'),
-    # pseudo points from every 2nd depth pixel, as configs/skd_wm3d_kitti.py
-    pseudo_points=dict(depth_stride=2),
+    **_base_.skd_distill,
     # branch: 'student' (the image alone) or 'teacher' (needs depth maps at test time)
     test_cfg=dict(_delete_=True, branch='student', topk=100, local_max_kernel=3,
                   score_thr=0.25))
