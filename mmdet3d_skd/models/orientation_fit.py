@@ -175,7 +175,7 @@ def fit_box_yaw(points: Tensor, mask: Tensor, prior_l: Tensor, prior_w: Tensor,
         corners = bev_box_corners(flat_c, flat_d, flat_y)  # (NK, 4, 2) as (x, z)
         c3 = torch.stack([corners[..., 0], torch.zeros_like(corners[..., 0]),
                           corners[..., 1].clamp(min=0.1)], -1)
-        u = project_points(c3, cam2img.reshape(*([1] * 2), *cam2img.shape[-2:]))[0][..., 0]
+        u = project_points(c3, cam2img)[0][..., 0]
         width = (u.max(-1).values - u.min(-1).values).reshape(N, num_angles)
         box_w = (box_u[:, 1] - box_u[:, 0]).clamp(min=1.0)[:, None]
         werr = (width - box_w).abs() / box_w

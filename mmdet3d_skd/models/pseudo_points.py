@@ -270,17 +270,19 @@ def _depth_target(points: Tensor, pmask: Tensor, pts: Tensor, pick: Tensor, surf
     axis resolved with the prior; ``yaw_fit`` replaces the yaw when given), the z-extent ``E``
     and the surface depth ``z_near`` (module docstring, "Depth target")."""
     yaw_raw, conf = points_orientation(points, pmask)
-    ca, sa = torch.cos(yaw_raw)[:, None], torch.sin(yaw_raw)[:, None]
     px, pz = pts[..., 0], pts[..., 2]
-    proj_a = px * ca - pz * sa  # along (cos ry, -sin ry)
-    proj_b = px * sa + pz * ca  # along (sin ry, cos ry)
 
     def _spread(v, m):
         return masked_quantile(v, m, 0.95) - masked_quantile(v, m, 0.05)
 
-    yaw_obs = resolve_length_axis(yaw_raw, _spread(proj_a, pick), _spread(proj_b, pick), pl, pw)
     if yaw_fit is not None:
         yaw_obs = yaw_fit
+    else:
+        ca, sa = torch.cos(yaw_raw)[:, None], torch.sin(yaw_raw)[:, None]
+        proj_a = px * ca - pz * sa  # along (cos ry, -sin ry)
+        proj_b = px * sa + pz * ca  # along (sin ry, cos ry)
+        yaw_obs = resolve_length_axis(yaw_raw, _spread(proj_a, pick), _spread(proj_b, pick),
+                                      pl, pw)
     e_yaw = pl * yaw_obs.sin().abs() + pw * yaw_obs.cos().abs()
     e_prior = conf * e_yaw + (1 - conf) * (2.0 / math.pi) * (pl + pw)
     e_vis = _spread(pz, surf)
